@@ -1,0 +1,37 @@
+"""cffi builder (API mode) for splitlock_probe._core.
+
+setup.py names this file in cffi_modules; `python csrc/ffi_build.py` also
+builds the module in place for a quick check.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cffi
+
+HERE = Path(__file__).resolve().parent
+# Every C file of the core, explicitly: nothing is picked up by accident.
+SOURCES = ["ops.c", "trap.c", "timing.c", "arena.c", "layouts.c"]
+
+
+def _rel(path: Path) -> str:
+    # setuptools wants source paths relative to the project root (the cwd).
+    return os.path.relpath(path, Path.cwd())
+
+
+ffibuilder = cffi.FFI()
+ffibuilder.cdef((HERE / "splitlock.cdef").read_text())
+ffibuilder.set_source(
+    "splitlock_probe._core",
+    '#include "splitlock.h"\n',
+    sources=[_rel(HERE / name) for name in SOURCES],
+    include_dirs=[_rel(HERE)],
+    depends=[_rel(p) for p in sorted(HERE.glob("*.h"))],
+    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra"],
+    libraries=["pthread"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

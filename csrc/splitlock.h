@@ -1,0 +1,107 @@
+/* splitlock.h: the C API of splitlock-probe's compiled core.
+ *
+ * Every function returns a status code (SLP_OK or SLP_E*) and fills the
+ * structs it is given. Nothing here prints, exits or allocates behind the
+ * caller's back. On a machine that is not x86-64 everything compiles and
+ * every probing call returns SLP_EUNSUPPORTED (see SLP_HAS_X86_64).
+ */
+#ifndef SPLITLOCK_H
+#define SPLITLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__x86_64__)
+#define SLP_HAS_X86_64 1
+#else
+#define SLP_HAS_X86_64 0
+#endif
+
+/* Status codes. */
+#define SLP_OK 0
+#define SLP_EINVAL 1        /* no such (instruction, width, form) or bad argument */
+#define SLP_EUNSUPPORTED 2  /* not an x86-64 machine */
+#define SLP_EFAULT 3        /* the op raised SIGBUS or SIGSEGV: see struct slp_fault */
+#define SLP_ESYS 4          /* a system call failed: errno is set */
+
+/* Instructions. All are locked read-modify-writes (xchg is locked implicitly). */
+#define SLP_INSN_BTS 0
+#define SLP_INSN_BTR 1
+#define SLP_INSN_BTC 2
+#define SLP_INSN_XADD 3
+#define SLP_INSN_CMPXCHG 4
+#define SLP_INSN_XCHG 5
+#define SLP_INSN_ADD 6
+#define SLP_INSN_CMPXCHG16B 7
+
+/* Bit-offset forms of bts/btr/btc. The register form addresses a bit string
+ * (the offset moves the address); the immediate form takes the offset modulo
+ * the operand width. Other instructions use SLP_FORM_NONE. */
+#define SLP_FORM_NONE 0
+#define SLP_FORM_REG 1
+#define SLP_FORM_IMM 2
+
+/* Immediate offsets compiled into the core: 0 .. SLP_IMM_MAX. */
+#define SLP_IMM_MAX 63
+
+/* Upper bound on timing batches per call. */
+#define SLP_MAX_BATCHES 256
+
+struct slp_op {
+    int insn;         /* SLP_INSN_* */
+    int width;        /* operand width in bytes: 1, 2, 4, 8 or 16 */
+    int form;         /* SLP_FORM_* */
+    int64_t bit;      /* bit offset for bts/btr/btc (register or immediate) */
+};
+
+/* What a fault looked like. Filled when a call returns SLP_EFAULT. */
+struct slp_fault {
+    int signo;        /* SIGBUS or SIGSEGV */
+    int si_code;      /* BUS_ADRALN for #AC, SI_KERNEL for #GP, ... */
+    int ac_armed;     /* 1 when we had set EFLAGS.AC: our alignment-check trap */
+    uint64_t ip;      /* faulting instruction pointer */
+    uint64_t addr;    /* si_addr (0 for #AC on Linux) */
+};
+
+struct slp_timing {
+    uint64_t iterations;     /* ops per batch */
+    uint32_t batches;
+    double min_cycles;       /* TSC cycles per op, fastest batch */
+    double median_cycles;    /* TSC cycles per op, median batch */
+};
+
+/* 1 when (insn, width, form) is compiled in, else 0. */
+int slp_op_supported(const struct slp_op *op);
+
+/* Run the op `count` times on addr, with faults caught. */
+int slp_run(const struct slp_op *op, void *addr, uint64_t count,
+            struct slp_fault *fault);
+
+/* Time the op on addr: `batches` batches of `iterations` ops each, fenced
+ * with rdtscp. iterations == 0 picks a count that makes a batch last about
+ * target_cycles. */
+int slp_time(const struct slp_op *op, void *addr, uint32_t batches,
+             uint64_t iterations, uint64_t target_cycles,
+             struct slp_timing *timing, struct slp_fault *fault);
+
+/* Run the op once with EFLAGS.AC set. Returns SLP_OK when it did not trap,
+ * SLP_EFAULT with fault->ac_armed == 1 when it did. AC is clear on return. */
+int slp_trap(const struct slp_op *op, void *addr, struct slp_fault *fault);
+
+/* TSC frequency, measured against CLOCK_MONOTONIC_RAW over `ms` ms. */
+int slp_tsc_hz(uint32_t ms, double *hz);
+
+/* Arena: `pages` read-write pages between two PROT_NONE guard pages. */
+int slp_arena_map(size_t pages, void **base);
+int slp_arena_unmap(void *base, size_t pages);
+
+/* Xen struct layouts as the C compiler lays them out (xen_abi.h). */
+struct slp_field_info {
+    const char *layout;
+    const char *field;
+    size_t offset;
+    size_t size;
+};
+size_t slp_layout_fields(const struct slp_field_info **fields);
+
+#endif /* SPLITLOCK_H */

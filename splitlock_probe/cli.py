@@ -1,0 +1,351 @@
+"""The command line: parse, call, render. Nothing else lives here.
+
+rich and the compiled core are imported inside the commands, so `--help`
+stays fast and `--json` never touches table code.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from splitlock_probe import __version__
+from splitlock_probe.errors import ExitStatus, ProbeError, UnsupportedHost, UsageError
+from splitlock_probe.layouts import ALIGNS, DEFAULT_ALIGN, DEFAULT_FIELD, DEFAULT_LAYOUTS, LAYOUTS
+from splitlock_probe.model import ALIASES, PRIMITIVES
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+DETECTOR_NAMES = ("timing", "actrap")
+
+
+def _split(values: Sequence[str]) -> list[str]:
+    """Repeated options and comma lists both work: -p btsq,btsl -p xaddl."""
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _choose(kind: str, values: Sequence[str], choices: Sequence[str]) -> list[str]:
+    bad = [v for v in values if v not in choices]
+    if bad:
+        raise UsageError(f"unknown {kind} {', '.join(bad)}; choose from: {', '.join(choices)}")
+    return list(dict.fromkeys(values))
+
+
+def _emit_json(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _require_probing() -> None:
+    from splitlock_probe import native
+
+    reason = native.unsupported_reason()
+    if reason:
+        raise UnsupportedHost(reason)
+
+
+def _settings(detect: Sequence[str], batches: int, iterations: int, timeout: float) -> Any:
+    from splitlock_probe import host
+    from splitlock_probe.runner import Settings
+    from splitlock_probe.scan import detector_availability, requested_detectors
+
+    wanted = _choose("detector", _split(detect), DETECTOR_NAMES) if detect else DETECTOR_NAMES
+    available = detector_availability(host.cpu())
+    chosen = requested_detectors(wanted, available)
+    if not chosen:
+        reasons = "; ".join(f"{n}: {available[n].reason}" for n in wanted)
+        raise UnsupportedHost(f"no requested detector can run here ({reasons})")
+    return Settings(chosen, batches, iterations, timeout=timeout)
+
+
+def _measure_options(f: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--detect",
+                multiple=True,
+                metavar="NAME[,NAME]",
+                help="Detectors to use: timing, actrap. [default: every one available]",
+            ),
+            click.option(
+                "--batches",
+                type=click.IntRange(1, 256),
+                default=15,
+                show_default=True,
+                help="Timed batches per measurement; the fastest batch is the op's cost.",
+            ),
+            click.option(
+                "--iterations",
+                type=click.IntRange(0),
+                default=0,
+                show_default=True,
+                help="Ops per batch; 0 picks enough for a batch to last ~20,000 cycles.",
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0.1),
+                default=10.0,
+                show_default=True,
+                help="Seconds one measurement may take before its worker is killed.",
+            ),
+            click.option(
+                "--fail-on",
+                type=click.Choice(["none", "split"]),
+                default="none",
+                show_default=True,
+                help="Exit 1 when a probe splits (the CI gate).",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+class _Cli(click.Group):
+    """The one error boundary: a failure is one line on stderr and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ProbeError as exc:
+            click.echo(f"splitlock-probe: {exc}", err=True)
+            ctx.exit(int(exc.status))
+        except KeyboardInterrupt:
+            click.echo("splitlock-probe: interrupted", err=True)
+            ctx.exit(int(ExitStatus.INTERRUPTED))
+
+
+@click.group(cls=_Cli, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="splitlock-probe")
+def cli() -> None:
+    """Find x86 split-lock hazards and prove them on real hardware.
+
+    A locked read-modify-write whose operand crosses a 64-byte cache line
+    takes a bus lock: hundreds of times slower, and it stalls every core.
+
+    \b
+    Start with:
+      splitlock-probe scan                      the Xen vcpu_info scan
+      splitlock-probe scan -p patched --fail-on split   the CI gate
+      splitlock-probe probe --op btsq --offset 60       one op, one offset
+
+    Exit status: 0 ok, 1 finding, 2 usage, 3 error, 4 unsupported host or
+    nothing measured, 130 interrupted. See docs/ for more.
+    """
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--layout",
+    "layouts",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help=f"Struct layouts: {', '.join(LAYOUTS)}. [default: {', '.join(DEFAULT_LAYOUTS)}]",
+)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help=f"Fields the op targets. [default: {DEFAULT_FIELD}]",
+)
+@click.option(
+    "-p",
+    "--primitive",
+    "primitives",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Locked ops: btsq (alias legacy), btsl (alias patched), or any of "
+    "`splitlock-probe primitives`. [default: btsq, btsl]",
+)
+@click.option(
+    "--bits",
+    metavar="LIST",
+    help="Bit offsets: N or LO-HI, comma separated. [default: every bit of the field]",
+)
+@click.option(
+    "--align",
+    type=click.Choice([str(a) for a in ALIGNS]),
+    default=str(DEFAULT_ALIGN),
+    show_default=True,
+    help="Placement alignment: 1 is what old KVM accepted, 4 what patched KVM and Xen "
+    "compat guarantee, 8 what Xen requires of 64-bit guests.",
+)
+@click.option(
+    "--span",
+    type=click.Choice(["line", "page"]),
+    default="line",
+    show_default=True,
+    help="line: every aligned placement across one cache line; page: every one in a page.",
+)
+@_measure_options
+@click.option(
+    "--each-bit", is_flag=True, help="JSON: one record per bit instead of bits folded per access."
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr. [default: when stderr is a terminal]",
+)
+def scan(
+    layouts: tuple[str, ...],
+    fields: tuple[str, ...],
+    primitives: tuple[str, ...],
+    bits: str | None,
+    align: str,
+    span: str,
+    detect: tuple[str, ...],
+    batches: int,
+    iterations: int,
+    timeout: float,
+    fail_on: str,
+    as_json: bool,
+    each_bit: bool,
+    progress: bool | None,
+) -> None:
+    """Probe struct placements with locked ops and report which split a cache line.
+
+    By default: Xen's vcpu_info and compat_vcpu_info, field evtchn_pending_sel,
+    the legacy `lock btsq` and the patched `lock btsl`, every 4-byte-aligned
+    placement across a cache line, every bit; each measured by TSC timing and
+    by the alignment-check trap, and held against the model's prediction.
+    """
+    from splitlock_probe import native
+    from splitlock_probe.layouts import Span
+    from splitlock_probe.model import primitive
+    from splitlock_probe.plan import PlanError, parse_bits
+    from splitlock_probe.scan import ScanRequest, execute, plan_for
+
+    layout_names = _choose("layout", _split(layouts) or list(DEFAULT_LAYOUTS), list(LAYOUTS))
+    field_names = list(dict.fromkeys(_split(fields) or [DEFAULT_FIELD]))
+    prim_names = _choose(
+        "primitive", _split(primitives) or ["btsq", "btsl"], [*PRIMITIVES, *ALIASES]
+    )
+    try:
+        bit_list = tuple(parse_bits(bits)) if bits is not None else None
+    except ValueError as exc:
+        raise UsageError(f"--bits: {exc}") from None
+    _require_probing()
+    settings = _settings(detect, batches, iterations, timeout)
+    request = ScanRequest(
+        tuple(LAYOUTS[n] for n in layout_names),
+        tuple(field_names),
+        tuple(dict.fromkeys(primitive(n) for n in prim_names)),
+        int(align),
+        Span(span),
+        bit_list,
+        settings,
+        fail_on,
+    )
+    try:
+        plan = plan_for(request, native.max_immediate())
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
+
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    if show_progress:
+        from splitlock_probe.report.progress import run_with_progress
+
+        result = run_with_progress(request, plan, execute)
+    else:
+        result = execute(request, plan)
+
+    if as_json:
+        from splitlock_probe.report.jsondoc import dumps, scan_document
+
+        _emit_json(dumps(scan_document(result, fold=not each_bit)))
+    else:
+        from splitlock_probe.report.scanview import render_scan
+
+        render_scan(result)
+    raise SystemExit(int(result.exit_status()))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--op",
+    "op",
+    required=True,
+    metavar="NAME",
+    help="The locked op, e.g. btsq, btsl, btsq-imm, xaddl, cmpxchg16b (`primitives` lists all).",
+)
+@click.option(
+    "--offset",
+    type=int,
+    required=True,
+    help="Effective address as an offset from the start of a page (0..4095).",
+)
+@click.option("--bit", type=int, default=0, show_default=True, help="Bit offset (bt* ops).")
+@_measure_options
+def probe(
+    op: str,
+    offset: int,
+    bit: int,
+    detect: tuple[str, ...],
+    batches: int,
+    iterations: int,
+    timeout: float,
+    fail_on: str,
+    as_json: bool,
+) -> None:
+    """Run one locked op at one offset and say whether it split a cache line.
+
+    \b
+    Example: the seed case, an 8-byte lock btsq 4 bytes before a line end:
+      splitlock-probe probe --op btsq --offset 60 --bit 3
+    """
+    from splitlock_probe import native
+    from splitlock_probe.model import Form, primitive
+    from splitlock_probe.plan import PlanError
+    from splitlock_probe.scan import probe_once
+
+    prim_name = _choose("op", [op], [*PRIMITIVES, *ALIASES])[0]
+    prim = primitive(prim_name)
+    if not 0 <= offset < 4096:
+        raise UsageError(f"--offset {offset}: give an offset within a page, 0..4095")
+    _require_probing()
+    if prim.form is Form.IMM and not 0 <= bit <= native.max_immediate():
+        raise UsageError(f"{prim.name} takes an immediate bit 0..{native.max_immediate()}")
+    settings = _settings(detect, batches, iterations, timeout)
+    try:
+        result = probe_once(prim, offset, bit, settings)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
+    if as_json:
+        from splitlock_probe.report.jsondoc import dumps
+        from splitlock_probe.report.probeview import probe_document
+
+        _emit_json(dumps(probe_document(result, fail_on)))
+    else:
+        from splitlock_probe.report.probeview import render_probe
+
+        render_probe(result)
+    raise SystemExit(int(result.exit_status(fail_on)))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def primitives(as_json: bool) -> None:
+    """List the locked ops the core has, with their widths and forms."""
+    import json
+
+    rows = [
+        {"name": p.name, "width": p.width, "form": p.form.value, "instruction": p.description}
+        for p in PRIMITIVES.values()
+    ]
+    if as_json:
+        doc = {"schema": "splitlock-probe/primitives/v1", "primitives": rows, "aliases": ALIASES}
+        _emit_json(json.dumps(doc, indent=2) + "\n")
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['width']:>2} bytes  {r['instruction']}")
+    click.echo("aliases: " + ", ".join(f"{k} = {v}" for k, v in ALIASES.items()))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="splitlock-probe")

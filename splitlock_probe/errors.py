@@ -1,0 +1,30 @@
+"""Exit statuses and the exceptions that carry them to the one error boundary."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Every command's exit status (docs/exit-codes.md)."""
+
+    OK = 0  # done, and nothing found that the policy forbids
+    FINDING = 1  # the policy found something, or a verdict contradicts the model
+    USAGE = 2  # bad command line
+    RUNTIME = 3  # something broke while running
+    UNSUPPORTED = 4  # unsupported host, or nothing could be measured
+    INTERRUPTED = 130  # Ctrl-C; a partial report was printed
+
+
+class ProbeError(Exception):
+    """An error the CLI reports as one line and turns into an exit status."""
+
+    status = ExitStatus.RUNTIME
+
+
+class UsageError(ProbeError):
+    status = ExitStatus.USAGE
+
+
+class UnsupportedHost(ProbeError):
+    status = ExitStatus.UNSUPPORTED

@@ -1,0 +1,1 @@
+"""Renderers: one result object in, tables, maps or documents out."""

@@ -1,0 +1,62 @@
+"""The cache-line map: where in a line the struct sits, against each primitive.
+
+Columns are the struct's placement modulo 64 (0..63); a cell says what the
+probes at that placement did, all bits folded.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+
+from splitlock_probe.report.aggregate import Cell, rows
+from splitlock_probe.scan import ScanResult
+
+LEGEND = (
+    ("█", "bold red", "split (every bit)"),
+    ("▄", "red", "split (some bits)"),
+    ("·", "green", "clean"),
+    ("?", "yellow", "inconclusive"),
+    ("!", "bold magenta", "disagrees with the model"),
+)
+
+
+def _glyph(cell: Cell | None) -> tuple[str, str]:
+    if cell is None:
+        return " ", ""
+    if cell.disagrees:
+        return LEGEND[4][0], LEGEND[4][1]
+    if cell.bits_split and cell.bits_split == cell.bits_total:
+        return LEGEND[0][0], LEGEND[0][1]
+    if cell.bits_split:
+        return LEGEND[1][0], LEGEND[1][1]
+    if cell.inconclusive:
+        return LEGEND[3][0], LEGEND[3][1]
+    return LEGEND[2][0], LEGEND[2][1]
+
+
+def _ruler(pad: int) -> Text:
+    marks = [" "] * 64
+    for pos in range(0, 64, 8):
+        for k, ch in enumerate(str(pos)):
+            marks[pos + k] = ch
+    return Text(" " * pad + "".join(marks), style="dim")
+
+
+def cache_map(result: ScanResult) -> Group:
+    table = rows(result)
+    labels = [f"{r.layout}.{r.field} {r.primitive}" for r in table]
+    pad = max((len(label) for label in labels), default=0) + 2
+    lines = [Text("cache-line map (struct placement mod 64)", style="bold"), _ruler(pad)]
+    for label, row in zip(labels, table):
+        line = Text(label.ljust(pad))
+        for col in range(64):
+            ch, style = _glyph(row.cells.get(col))
+            line.append(ch, style=style)
+        lines.append(line)
+    legend = Text(" " * pad)
+    for ch, style, meaning in LEGEND:
+        legend.append(ch, style=style)
+        legend.append(f" {meaning}   ")
+    lines.append(legend)
+    return Group(*lines)

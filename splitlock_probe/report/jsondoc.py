@@ -1,0 +1,126 @@
+"""JSON documents (docs/json.md). Built from results only; no rich import here.
+
+Large lists are written one item per line: a page-wide scan stays small,
+greppable and streamable (`jq -c '.probes[]'`) while still one document.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Iterator
+from typing import Any
+
+from splitlock_probe import __version__
+from splitlock_probe.plan import ProbeGroup, format_ranges
+from splitlock_probe.scan import ScanResult
+from splitlock_probe.verdict import Judgement
+
+SCAN_SCHEMA = "splitlock-probe/scan/v1"
+PROBE_SCHEMA = "splitlock-probe/probe/v1"
+
+
+def tool() -> dict[str, str]:
+    return {"name": "splitlock-probe", "version": __version__}
+
+
+def host_section(result: ScanResult) -> dict[str, Any]:
+    return {**result.cpu.as_dict(), "machine": platform.machine(), "tsc_hz": result.run.tsc_hz}
+
+
+def settings_section(result: ScanResult, fold: bool) -> dict[str, Any]:
+    req = result.request
+    return {
+        "layouts": [layout.name for layout in req.layouts],
+        "fields": list(req.fields),
+        "primitives": [p.name for p in req.primitives],
+        "bits": None if req.bits is None else format_ranges(_runs(req.bits)),
+        "align": req.align,
+        "span": req.span.value,
+        "detectors": list(req.settings.detectors),
+        "batches": req.settings.batches,
+        "iterations": req.settings.iterations,
+        "target_cycles": req.settings.target_cycles,
+        "timeout_s": req.settings.timeout,
+        "fail_on": req.fail_on,
+        "fold_bits": fold,
+    }
+
+
+def _runs(bits: tuple[int, ...]) -> list[tuple[int, int]]:
+    from splitlock_probe.plan import fold_ranges
+
+    return list(fold_ranges(sorted(bits)))
+
+
+def probe_record(
+    probe: ProbeGroup, j: Judgement, shared_by: int, bit: int | None = None
+) -> dict[str, Any]:
+    """One probe; bit=None folds the probe group's bits into `bits`."""
+    return {
+        "layout": probe.layout.name,
+        "field": probe.field,
+        "primitive": probe.primitive.name,
+        "instruction": probe.primitive.description,
+        "width": probe.primitive.width,
+        "bit": probe.bits.first if bit is None else bit,
+        "bits": format_ranges(probe.bits.ranges) if bit is None else str(bit),
+        "bit_count": probe.bits.count if bit is None else 1,
+        "align": probe.align,
+        "placement": probe.placement,
+        "access": {
+            "offset": probe.access.offset,
+            "size": probe.access.size,
+            "line_offset": probe.access.offset % 64,
+        },
+        "predicted": probe.predicted.as_dict(),
+        "measurement": {"id": probe.measurement, "shared_by": shared_by},
+        "evidence": [e.as_dict() for e in j.evidence],
+        "verdict": j.verdict,
+        "agrees": j.agrees,
+    }
+
+
+def probe_records(result: ScanResult, fold: bool = True) -> Iterator[dict[str, Any]]:
+    shared = result.shared_by()
+    for probe, j in result.measured_probes():
+        if fold:
+            yield probe_record(probe, j, shared[probe.measurement])
+        else:
+            for lo, hi in probe.bits.ranges:
+                for b in range(lo, hi + 1):
+                    yield probe_record(probe, j, shared[probe.measurement], b)
+
+
+def baselines_section(result: ScanResult) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, index in result.plan.baselines.items():
+        j = result.judgements.get(index)
+        out[name] = None if j is None else [e.as_dict() for e in j.evidence]
+    return out
+
+
+def scan_document(result: ScanResult, fold: bool = True) -> dict[str, Any]:
+    return {
+        "schema": SCAN_SCHEMA,
+        "tool": tool(),
+        "host": host_section(result),
+        "settings": settings_section(result, fold),
+        "detectors": {k: v.as_dict() for k, v in result.detectors.items()},
+        "summary": result.summary(),
+        "exit_status": int(result.exit_status()),
+        "baselines": baselines_section(result),
+        "probes": list(probe_records(result, fold)),
+    }
+
+
+def dumps(doc: dict[str, Any], list_key: str = "probes") -> str:
+    """Pretty top level; the items of doc[list_key] one compact line each."""
+    items = doc.get(list_key)
+    if not isinstance(items, list):
+        return json.dumps(doc, indent=2) + "\n"
+    head = {k: v for k, v in doc.items() if k != list_key}
+    text = json.dumps(head, indent=2)
+    lines = ",\n".join("    " + json.dumps(item, separators=(",", ":")) for item in items)
+    body = f"[\n{lines}\n  ]" if items else "[]"
+    return text[:-2] + f',\n  "{list_key}": {body}\n}}\n'

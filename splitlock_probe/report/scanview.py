@@ -1,0 +1,68 @@
+"""`scan` for people: a header, the summary table, the cache-line map, a verdict line."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from splitlock_probe.report.cachemap import cache_map
+from splitlock_probe.report.console import stdout
+from splitlock_probe.report.table import summary_table
+from splitlock_probe.scan import ScanResult
+
+
+def header(result: ScanResult) -> Text:
+    cpu = result.cpu
+    parts = [cpu.model_name or cpu.vendor or "unknown CPU"]
+    if cpu.family is not None and cpu.model is not None:
+        parts.append(f"family {cpu.family:#x} model {cpu.model:#x}")
+    if cpu.hypervisor:
+        parts.append("virtual machine")
+    if result.run.tsc_hz:
+        parts.append(f"TSC {result.run.tsc_hz / 1e9:.2f} GHz")
+    text = Text("host: " + ", ".join(parts) + "\n", style="dim")
+    for name, avail in result.detectors.items():
+        used = name in result.request.settings.detectors
+        mark = "used" if used else ("available, not asked for" if avail.available else "unavailable")
+        text.append(f"detector {name}: {mark}: {avail.reason}\n", style="dim")
+    return text
+
+
+def footer(result: ScanResult) -> Text:
+    s = result.summary()
+    text = Text()
+    text.append(
+        f"{s['probes_measured']:,} probes measured: ",
+    )
+    text.append(f"{s['split']:,} split", style="bold red" if s["split"] else "green")
+    text.append(f", {s['clean']:,} clean, {s['inconclusive']:,} inconclusive. ")
+    if s["disagreements"]:
+        text.append(f"{s['disagreements']:,} disagree with the model.", style="bold red")
+    else:
+        text.append("Every verdict agrees with the model.", style="green")
+    text.append(
+        f"\n{s['measurements_done']:,} physical measurements "
+        f"(probes touching the same bytes with the same op share one)."
+    )
+    if s["measurements_failed"]:
+        text.append(
+            f"\n{s['measurements_failed']} measurements failed (worker crashed or timed out; "
+            f"{s['worker_restarts']} restarts); their probes are inconclusive.",
+            style="yellow",
+        )
+    if result.run.interrupted:
+        text.append(
+            f"\ninterrupted: {s['measurements_done']} of {s['measurements']} measurements done; "
+            "this report covers those only.",
+            style="bold yellow",
+        )
+    return text
+
+
+def render_scan(result: ScanResult) -> None:
+    console = stdout()
+    console.print(header(result))
+    console.print(summary_table(result))
+    console.print()
+    console.print(cache_map(result))
+    console.print()
+    console.print(footer(result))

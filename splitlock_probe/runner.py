@@ -1,0 +1,197 @@
+"""Runs a plan's measurements in a worker process (worker.py), isolated.
+
+A worker that dies or stops answering costs the measurement it was on: that
+one is reported as crashed or timed out, a fresh worker takes the rest.
+Ctrl-C stops the run and returns what was measured, marked interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from splitlock_probe.errors import ProbeError
+from splitlock_probe.plan import Measurement
+
+# Requests sent before reading answers: small enough that they always fit in
+# the pipe, so parent and worker can never both block on a full pipe.
+CHUNK = 64
+
+
+@dataclass(frozen=True)
+class Settings:
+    detectors: tuple[str, ...] = ("timing", "actrap")
+    batches: int = 15
+    iterations: int = 0  # 0: as many as make a batch last target_cycles
+    target_cycles: int = 20_000
+    timeout: float = 10.0  # seconds one measurement may take
+
+
+@dataclass
+class Outcome:
+    """The raw result of one measurement, or why there is none."""
+
+    timing: dict[str, Any] | None = None
+    actrap: dict[str, Any] | None = None
+    failure: str | None = None  # "crashed: ..." / "timeout: ..."
+
+
+@dataclass
+class RunResult:
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    tsc_hz: float | None = None
+    interrupted: bool = False
+    worker_restarts: int = 0
+
+
+class WorkerFailure(Exception):
+    pass
+
+
+class _Worker:
+    def __init__(self, env: dict[str, str] | None) -> None:
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "splitlock_probe.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the parent only
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._stdin = self.proc.stdin
+        self._fd = self.proc.stdout.fileno()
+        os.set_blocking(self._fd, False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._fd, selectors.EVENT_READ)
+        self._buf = b""
+
+    def send(self, requests: Sequence[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(r) + "\n" for r in requests).encode()
+        try:
+            self._stdin.write(data)
+            self._stdin.flush()
+        except BrokenPipeError:
+            raise WorkerFailure(self._death()) from None
+
+    def receive(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._sel.select(left):
+                self.kill()
+                raise WorkerFailure(f"timeout: no answer within {timeout:g} s; worker killed")
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                raise WorkerFailure(self._death())
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def _death(self) -> str:
+        code = self.proc.wait()
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-1:]
+        if code < 0:
+            what = f"crashed: worker killed by {signal.Signals(-code).name}"
+        else:
+            what = f"crashed: worker exited with status {code}"
+        return what + (f" ({tail[0]})" if tail else "")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        try:
+            self._stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._sel.close()
+        self._stderr.close()
+
+
+def _request(m: Measurement, settings: Settings) -> dict[str, Any]:
+    return {
+        "i": m.index,
+        "prim": m.primitive.name,
+        "ea": m.ea,
+        "bit": m.bit,
+        "baseline": m.baseline,
+        "detect": list(settings.detectors),
+        "batches": settings.batches,
+        "iterations": settings.iterations,
+        "target": settings.target_cycles,
+    }
+
+
+def _start(env: dict[str, str] | None, timeout: float) -> tuple[_Worker, float]:
+    worker = _Worker(env)
+    try:
+        hello = worker.receive(timeout)
+    except WorkerFailure as exc:
+        worker.kill()
+        raise ProbeError(f"the probe worker did not start: {exc}") from None
+    if "error" in hello:
+        worker.kill()
+        raise ProbeError(f"the probe worker did not start: {hello['error']}")
+    return worker, float(hello["tsc_hz"])
+
+
+def run(
+    measurements: Sequence[Measurement],
+    settings: Settings,
+    progress: Callable[[int], None] | None = None,
+    env: dict[str, str] | None = None,
+) -> RunResult:
+    """Run every measurement; never raises for a probe's own failure."""
+    result = RunResult()
+    pending = deque(measurements)
+    worker: _Worker | None = None
+    try:
+        while pending:
+            if worker is None:
+                worker, result.tsc_hz = _start(env, settings.timeout)
+            chunk = [pending.popleft() for _ in range(min(CHUNK, len(pending)))]
+            try:
+                worker.send([_request(m, settings) for m in chunk])
+                for n, m in enumerate(chunk):
+                    reply = worker.receive(settings.timeout)
+                    result.outcomes[m.index] = Outcome(reply.get("timing"), reply.get("actrap"))
+                    if progress:
+                        progress(1)
+            except WorkerFailure as exc:
+                # The first unanswered measurement is the one that failed.
+                n = len([m for m in chunk if m.index in result.outcomes])
+                result.outcomes[chunk[n].index] = Outcome(failure=str(exc))
+                if progress:
+                    progress(1)
+                pending.extendleft(reversed(chunk[n + 1 :]))
+                worker.kill()
+                worker = None
+                result.worker_restarts += 1
+    except KeyboardInterrupt:
+        result.interrupted = True
+        if worker is not None:
+            worker.kill()
+    finally:
+        if worker is not None:
+            worker.close()
+    return result

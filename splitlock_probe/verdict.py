@@ -1,0 +1,85 @@
+"""Evidence combined into one verdict per measurement, held against the model.
+
+split: timing says split (and the alignment trap does not contradict it),
+       or the kernel killed the op with its split-lock SIGBUS.
+clean: timing says clean, or the alignment trap proves the op aligned
+       (only misaligned accesses can split), or the op raised #GP and never ran.
+inconclusive: anything else, and every failed measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from splitlock_probe.detectors import actrap, timing
+from splitlock_probe.detectors.base import Evidence
+from splitlock_probe.model import Prediction
+from splitlock_probe.runner import Outcome
+
+SPLIT = "split"
+CLEAN = "clean"
+INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    agrees: bool | None  # None: inconclusive and nothing contradicted the model
+    evidence: tuple[Evidence, ...]
+    measured: bool  # some detector observed the op
+
+
+def gather(outcome: Outcome, baseline: Outcome | None, tsc_hz: float | None) -> list[Evidence]:
+    if outcome.failure:
+        status, _, detail = outcome.failure.partition(": ")
+        return [Evidence("worker", "failed", None, {"failure": status, "detail": detail})]
+    out: list[Evidence] = []
+    if outcome.timing is not None:
+        base = baseline.timing if baseline is not None else None
+        out.append(timing.interpret(outcome.timing, base, tsc_hz))
+    if outcome.actrap is not None:
+        out.append(actrap.interpret(outcome.actrap))
+    return out
+
+
+def combine(evidence: list[Evidence]) -> str:
+    says = {e.detector: e.says for e in evidence if e.status in ("ok", "fault")}
+    t, a = says.get(timing.NAME), says.get(actrap.NAME)
+    if "faulted" in (t, a):
+        return CLEAN  # the CPU refused the op: no lock was taken
+    if t == SPLIT:
+        return INCONCLUSIVE if a == "aligned" else SPLIT
+    if t == CLEAN:
+        return CLEAN
+    if a == "aligned":
+        return CLEAN
+    return INCONCLUSIVE
+
+
+def agreement(verdict: str, evidence: list[Evidence], predicted: Prediction) -> bool | None:
+    checks: list[bool] = []
+    if verdict == SPLIT:
+        checks.append(predicted.splits_line)
+    elif verdict == CLEAN:
+        checks.append(not predicted.splits_line)
+    for e in evidence:
+        if e.status not in ("ok", "fault"):
+            continue
+        if e.says == "faulted":
+            checks.append(predicted.faults)
+        elif e.detector == actrap.NAME:
+            checks.append((e.says == "misaligned") == predicted.misaligned)
+    if not all(checks):
+        return False
+    if verdict == INCONCLUSIVE or not checks:
+        return None
+    return True
+
+
+def judge(
+    outcome: Outcome, baseline: Outcome | None, predicted: Prediction, tsc_hz: float | None
+) -> Judgement:
+    evidence = gather(outcome, baseline, tsc_hz)
+    verdict = combine(evidence)
+    measured = any(e.status in ("ok", "fault") for e in evidence)
+    return Judgement(verdict, agreement(verdict, evidence, predicted), tuple(evidence), measured)
