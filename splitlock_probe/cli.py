@@ -332,7 +332,7 @@ def primitives(as_json: bool) -> None:
     """List the locked ops the core has, with their widths and forms."""
     import json
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": p.name, "width": p.width, "form": p.form.value, "instruction": p.description}
         for p in PRIMITIVES.values()
     ]

@@ -128,9 +128,7 @@ def _catalogue() -> dict[str, Primitive]:
             name = f"{insn.value}{_SUFFIX[width]}"
             lock = "" if insn is Insn.XCHG else "lock "
             prims.append(Primitive(name, insn, width, Form.NONE, f"{lock}{name} %reg, mem"))
-    prims.append(
-        Primitive("cmpxchg16b", Insn.CMPXCHG16B, 16, Form.NONE, "lock cmpxchg16b mem")
-    )
+    prims.append(Primitive("cmpxchg16b", Insn.CMPXCHG16B, 16, Form.NONE, "lock cmpxchg16b mem"))
     return {p.name: p for p in prims}
 
 

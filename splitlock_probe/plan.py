@@ -86,7 +86,9 @@ def parse_bits(text: str) -> list[int]:
                     raise ValueError
                 bits.update(range(lo, hi + 1))
         except ValueError:
-            raise ValueError(f"bad bit or range {part!r}: use N or LO-HI, comma separated") from None
+            raise ValueError(
+                f"bad bit or range {part!r}: use N or LO-HI, comma separated"
+            ) from None
     if not bits:
         raise ValueError("no bits given")
     return sorted(bits)

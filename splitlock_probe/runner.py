@@ -7,6 +7,7 @@ Ctrl-C stops the run and returns what was measured, marked interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -60,7 +61,8 @@ class WorkerFailure(Exception):
 
 class _Worker:
     def __init__(self, env: dict[str, str] | None) -> None:
-        self._stderr: IO[bytes] = tempfile.TemporaryFile()
+        # Closed in close(): it outlives this constructor with the worker.
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "splitlock_probe.worker"],
             stdin=subprocess.PIPE,
@@ -116,10 +118,8 @@ class _Worker:
         self.proc.wait()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BrokenPipeError):
             self._stdin.close()
-        except BrokenPipeError:
-            pass
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -172,7 +172,7 @@ def run(
             chunk = [pending.popleft() for _ in range(min(CHUNK, len(pending)))]
             try:
                 worker.send([_request(m, settings) for m in chunk])
-                for n, m in enumerate(chunk):
+                for m in chunk:
                     reply = worker.receive(settings.timeout)
                     result.outcomes[m.index] = Outcome(reply.get("timing"), reply.get("actrap"))
                     if progress:

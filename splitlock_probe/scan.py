@@ -127,7 +127,9 @@ def judge_all(result: ScanResult) -> None:
         result.judgements[m.index] = judge(outcome, baseline, predicted, run.tsc_hz)
 
 
-def requested_detectors(names: Sequence[str], available: dict[str, Availability]) -> tuple[str, ...]:
+def requested_detectors(
+    names: Sequence[str], available: dict[str, Availability]
+) -> tuple[str, ...]:
     """The detectors to run: those asked for that can run here."""
     return tuple(n for n in names if available[n].available)
 
@@ -175,7 +177,19 @@ def probe_once(
     judged = None
     if 1 in run.outcomes:
         judged = judge(run.outcomes[1], base_out, predicted, run.tsc_hz)
-    base_j = None if base_out is None else judge(base_out, base_out, primitive.predict(primitive.access(0)), run.tsc_hz)
+    base_j = (
+        None
+        if base_out is None
+        else judge(base_out, base_out, primitive.predict(primitive.access(0)), run.tsc_hz)
+    )
     return SingleProbe(
-        primitive, offset, bit, access.offset, predicted, detector_availability(cpu), run, judged, base_j
+        primitive,
+        offset,
+        bit,
+        access.offset,
+        predicted,
+        detector_availability(cpu),
+        run,
+        judged,
+        base_j,
     )

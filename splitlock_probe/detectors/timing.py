@@ -55,9 +55,7 @@ def interpret(
                 {**info, "cause": "kernel split-lock detection (split_lock_detect=fatal)"},
             )
         if is_general_protection(fault):
-            return Evidence(
-                NAME, "fault", "faulted", {**info, "cause": "general protection (#GP)"}
-            )
+            return Evidence(NAME, "fault", "faulted", {**info, "cause": "general protection (#GP)"})
         return Evidence(NAME, "fault", "inconclusive", {**info, "cause": "unexpected signal"})
     data: dict[str, Any] = {
         "min_cycles": round(raw["min_cycles"], 2),

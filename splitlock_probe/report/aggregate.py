@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from splitlock_probe.plan import fold_ranges
 from splitlock_probe.scan import ScanResult
@@ -25,17 +26,17 @@ class Row:
     layout: str
     field: str
     primitive: str
-    placements: set[int] = field(default_factory=set)
-    split_placements: set[int] = field(default_factory=set)
-    split_bits: set[int] = field(default_factory=set)
-    split_cycles: list[float] = field(default_factory=list)
-    clean_cycles: list[float] = field(default_factory=list)
+    placements: set[int] = dataclasses.field(default_factory=set)
+    split_placements: set[int] = dataclasses.field(default_factory=set)
+    split_bits: set[int] = dataclasses.field(default_factory=set)
+    split_cycles: list[float] = dataclasses.field(default_factory=list)
+    clean_cycles: list[float] = dataclasses.field(default_factory=list)
     traps: int = 0
     trap_checks: int = 0
     agree: int = 0
     disagree: int = 0
     inconclusive: int = 0
-    cells: dict[int, Cell] = field(default_factory=dict)
+    cells: dict[int, Cell] = dataclasses.field(default_factory=dict)
 
     @property
     def split_bit_text(self) -> str:
@@ -70,15 +71,16 @@ def rows(result: ScanResult) -> list[Row]:
         elif j.agrees is False:
             row.disagree += probe.bits.count
             cell.disagrees = True
+        for e in j.evidence:
+            if e.detector == "actrap" and e.status == "ok":
+                row.trap_checks += 1
+                row.traps += e.says == "misaligned"
         if (key, probe.measurement) in seen_measure:
-            continue
+            continue  # one latency per physical measurement
         seen_measure.add((key, probe.measurement))
         for e in j.evidence:
             if e.detector == "timing" and "min_cycles" in e.data:
                 (row.split_cycles if j.verdict == SPLIT else row.clean_cycles).append(
                     e.data["min_cycles"]
                 )
-            if e.detector == "actrap" and e.status == "ok":
-                row.trap_checks += 1
-                row.traps += e.says == "misaligned"
     return list(table.values())

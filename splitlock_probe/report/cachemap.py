@@ -40,23 +40,34 @@ def _ruler(pad: int) -> Text:
     for pos in range(0, 64, 8):
         for k, ch in enumerate(str(pos)):
             marks[pos + k] = ch
-    return Text(" " * pad + "".join(marks), style="dim")
+    return Text(" " * pad + "".join(marks), style="dim", no_wrap=True)
 
 
-def cache_map(result: ScanResult) -> Group:
+def cache_map(result: ScanResult, width: int = 80) -> Group:
+    """The map; labels go on their own lines when label and 64 cells do not fit `width`."""
     table = rows(result)
-    labels = [f"{r.layout}.{r.field} {r.primitive}" for r in table]
+    one_field = len({r.field for r in table}) == 1
+    labels = [
+        f"{r.layout} {r.primitive}" if one_field else f"{r.layout}.{r.field} {r.primitive}"
+        for r in table
+    ]
     pad = max((len(label) for label in labels), default=0) + 2
-    lines = [Text("cache-line map (struct placement mod 64)", style="bold"), _ruler(pad)]
-    for label, row in zip(labels, table):
-        line = Text(label.ljust(pad))
+    inline = pad + 64 <= width
+    if not inline:
+        pad = 2
+    lines = [Text("cache-line map: struct placement mod 64 (columns) per op", style="bold")]
+    lines.append(_ruler(pad))
+    for label, row in zip(labels, table, strict=True):
+        line = Text(label.ljust(pad) if inline else " " * pad, no_wrap=True)
+        if not inline:
+            lines.append(Text(label, style="dim"))
         for col in range(64):
             ch, style = _glyph(row.cells.get(col))
             line.append(ch, style=style)
         lines.append(line)
-    legend = Text(" " * pad)
+    legend = Text("  ")
     for ch, style, meaning in LEGEND:
         legend.append(ch, style=style)
-        legend.append(f" {meaning}   ")
+        legend.append(f" {meaning}  ")
     lines.append(legend)
     return Group(*lines)

@@ -32,7 +32,9 @@ def probe_document(result: SingleProbe, fail_on: str) -> dict[str, Any]:
         "predicted": result.predicted.as_dict(),
         "tsc_hz": result.run.tsc_hz,
         "detectors": {k: v.as_dict() for k, v in result.detectors.items()},
-        "baseline": None if result.baseline is None else [e.as_dict() for e in result.baseline.evidence],
+        "baseline": None
+        if result.baseline is None
+        else [e.as_dict() for e in result.baseline.evidence],
         "evidence": [] if j is None else [e.as_dict() for e in j.evidence],
         "verdict": None if j is None else j.verdict,
         "agrees": None if j is None else j.agrees,
@@ -71,7 +73,11 @@ def render_probe(result: SingleProbe) -> None:
                 f"{e.data['median_cycles']:,.1f}{ratio} -> {e.says}",
             )
         elif e.detector == "actrap":
-            trap = f"{e.data.get('signal')} {e.data.get('si_code')}" if e.data["trapped"] else "no trap"
+            trap = (
+                f"{e.data.get('signal')} {e.data.get('si_code')}"
+                if e.data["trapped"]
+                else "no trap"
+            )
             t.add_row("AC trap", f"{trap} -> {e.says}")
         else:
             t.add_row(e.detector, f"{e.status}: {e.says} {e.data}")

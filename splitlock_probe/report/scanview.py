@@ -22,7 +22,9 @@ def header(result: ScanResult) -> Text:
     text = Text("host: " + ", ".join(parts) + "\n", style="dim")
     for name, avail in result.detectors.items():
         used = name in result.request.settings.detectors
-        mark = "used" if used else ("available, not asked for" if avail.available else "unavailable")
+        mark = (
+            "used" if used else ("available, not asked for" if avail.available else "unavailable")
+        )
         text.append(f"detector {name}: {mark}: {avail.reason}\n", style="dim")
     return text
 
@@ -63,6 +65,6 @@ def render_scan(result: ScanResult) -> None:
     console.print(header(result))
     console.print(summary_table(result))
     console.print()
-    console.print(cache_map(result))
+    console.print(cache_map(result, console.width))
     console.print()
     console.print(footer(result))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -10,59 +11,65 @@ from splitlock_probe.scan import ScanResult
 
 
 def _cycles(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
 def _placements(row: Row) -> str:
     if not row.split_placements:
-        return "none"
-    offsets = sorted({p % 64 for p in row.split_placements})
-    text = ",".join(str(o) for o in offsets)
-    if len(row.split_placements) > len(offsets):
-        text += f" (mod 64; {len(row.split_placements)} placements)"
-    return text
+        return f"none/{len(row.placements)}"
+    offsets = ",".join(str(o) for o in sorted({p % 64 for p in row.split_placements}))
+    return f"{offsets} ({len(row.split_placements)}/{len(row.placements)})"
 
 
 def summary_table(result: ScanResult) -> Table:
-    t = Table(title="split-lock scan", title_justify="left")
-    for name, justify in (
-        ("layout", "left"),
-        ("field", "left"),
-        ("primitive", "left"),
-        ("placements", "right"),
-        ("split at (line offset)", "left"),
-        ("split bits", "left"),
-        ("split cyc", "right"),
-        ("clean cyc", "right"),
-        ("ratio", "right"),
-        ("AC traps", "right"),
-        ("model", "left"),
-    ):
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in rows(result):
+    all_rows = rows(result)
+    fields = sorted({r.field for r in all_rows})
+    one_field = len(fields) == 1
+    title = "split-lock scan" + (f": field {fields[0]}" if one_field else "")
+    t = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    t.add_column("struct" if one_field else "struct.field", no_wrap=True)
+    t.add_column("op", no_wrap=True)
+    t.add_column("splits at", min_width=9)
+    t.add_column("bits", min_width=5)
+    t.add_column("cycles", justify="right", no_wrap=True)
+    t.add_column("ratio", justify="right", no_wrap=True)
+    t.add_column("AC", justify="right", no_wrap=True)
+    t.add_column("model", no_wrap=True)
+    for row in all_rows:
         split = Row.median(row.split_cycles)
         clean = Row.median(row.clean_cycles)
         ratio = f"{split / clean:,.0f}x" if split and clean else "-"
-        total = row.agree + row.disagree
         if row.disagree:
-            model = Text(f"DISAGREES {row.disagree}/{total + row.inconclusive}", style="bold red")
-        elif total:
-            model = Text(f"agrees {row.agree}/{total}", style="green")
+            model = Text(f"✗ {row.disagree:,}", style="bold red")
+        elif row.agree:
+            model = Text(f"✓ {row.agree:,}", style="green")
         else:
             model = Text("-")
         if row.inconclusive:
-            model.append(f" ({row.inconclusive} inconclusive)", style="yellow")
+            model.append(f" ?{row.inconclusive:,}", style="yellow")
         t.add_row(
-            row.layout,
-            row.field,
+            row.layout if one_field else f"{row.layout}.{row.field}",
             row.primitive,
-            str(len(row.placements)),
             Text(_placements(row), style="bold red" if row.split_placements else "green"),
             row.split_bit_text,
-            _cycles(split),
-            _cycles(clean),
+            f"{_cycles(split)} / {_cycles(clean)}",
             ratio,
             f"{row.traps}/{row.trap_checks}" if row.trap_checks else "-",
             model,
         )
+    t.caption = (
+        "splits at: placements mod 64 (split/probed); cycles: fastest batch per op, "
+        "split / clean; AC: alignment-check traps; model: probes that agree ✓, disagree ✗, "
+        "inconclusive ?"
+    )
+    t.caption_justify = "left"
+    t.caption_style = "dim"
     return t

@@ -1,0 +1,118 @@
+"""Shared fixtures: a CLI runner with a fixed width, and the environment for subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from splitlock_probe.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Invoke the CLI in-process at a fixed width; returns the click Result."""
+    monkeypatch.setenv("COLUMNS", "100")
+
+    def invoke(*args: str) -> Result:
+        runner = CliRunner()
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def cli_json(result: Result) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def run_module(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """`python -m splitlock_probe ARGS` in a subprocess, text output."""
+    return subprocess.run(
+        [sys.executable, "-m", "splitlock_probe", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "100"},
+        check=False,
+        **kwargs,
+    )
+
+
+NOBODY = 65534
+
+
+def drop_to_nobody() -> None:
+    """preexec_fn: become uid/gid 65534 with no supplementary groups."""
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+@cache
+def unprivileged_python() -> str | None:
+    """An interpreter of this Python's version that uid 65534 can execute.
+
+    The test venv's own interpreter may live where an unprivileged user cannot
+    reach it (pyenv under /root); a system CPython of the same minor version
+    runs our package and the venv's extension modules (same ABI) unchanged.
+    """
+    if os.geteuid() != 0:
+        return None
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (
+        sys.executable,
+        f"/usr/bin/python{version}",
+        f"/usr/local/bin/python{version}",
+    ):
+        path = shutil.which(candidate)
+        if path is None:
+            continue
+        try:
+            probe = subprocess.run(
+                [path, "-c", "import os, sys; print('%d.%d' % sys.version_info[:2], os.getuid())"],
+                capture_output=True,
+                text=True,
+                preexec_fn=drop_to_nobody,
+                check=False,
+            )
+        except PermissionError:
+            continue
+        if probe.returncode == 0 and probe.stdout.split() == [version, str(NOBODY)]:
+            return path
+    return None
+
+
+def run_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m splitlock_probe ARGS` as uid 65534."""
+    python = unprivileged_python()
+    assert python is not None
+    site = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": "/tmp",
+        "COLUMNS": "100",
+        "PYTHONPATH": os.pathsep.join([str(REPO), *site]),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    return subprocess.run(
+        [python, "-m", "splitlock_probe", *args],
+        capture_output=True,
+        text=True,
+        cwd="/tmp",
+        env=env,
+        preexec_fn=drop_to_nobody,
+        check=False,
+    )

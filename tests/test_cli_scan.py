@@ -1,0 +1,200 @@
+"""`scan` and `probe` through the CLI: exit statuses, JSON, the findings themselves."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from splitlock_probe import native
+from tests.conftest import REPO, cli_json, run_module, run_unprivileged, unprivileged_python
+
+REQUIRED_PROBE_KEYS = {
+    "layout",
+    "field",
+    "primitive",
+    "width",
+    "bit",
+    "align",
+    "placement",
+    "access",
+    "predicted",
+    "evidence",
+    "verdict",
+    "agrees",
+}
+
+
+def split_placements(doc: dict, layout: str, prim: str) -> set[int]:  # type: ignore[type-arg]
+    return {
+        p["placement"]
+        for p in doc["probes"]
+        if p["layout"] == layout and p["primitive"] == prim and p["verdict"] == "split"
+    }
+
+
+def test_default_scan_finds_the_seed_hazard(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("scan", "--json")
+    assert result.exit_code == 0, result.output
+    doc = cli_json(result)
+    assert doc["schema"] == "splitlock-probe/scan/v1"
+    assert doc["summary"]["complete"] and doc["summary"]["disagreements"] == 0
+    assert doc["summary"]["probes"] == 3072
+    # compat_vcpu_info placed 56 bytes into a line: the 8-byte btsq at +4 splits.
+    assert split_placements(doc, "compat_vcpu_info", "btsq") == {56}
+    assert split_placements(doc, "vcpu_info", "btsq") == {52}
+    assert split_placements(doc, "compat_vcpu_info", "btsl") == set()
+    assert split_placements(doc, "vcpu_info", "btsl") == set()
+    for probe in doc["probes"]:
+        assert probe.keys() >= REQUIRED_PROBE_KEYS
+        assert {e["detector"] for e in probe["evidence"]} == {"timing", "actrap"}
+        assert probe["agrees"] is True
+    seed = next(
+        p
+        for p in doc["probes"]
+        if p["layout"] == "compat_vcpu_info" and p["primitive"] == "btsq" and p["placement"] == 56
+    )
+    assert seed["access"] == {"offset": 60, "size": 8, "line_offset": 60}
+    assert seed["bits"] == "0-31" and seed["bit_count"] == 32
+    assert seed["measurement"]["shared_by"] > seed["bit_count"]  # vcpu_info@52 shares it
+
+
+def test_patched_gate_passes_at_align_4_and_legacy_fails(run_cli) -> None:  # type: ignore[no-untyped-def]
+    assert run_cli("scan", "-p", "patched", "--fail-on", "split", "--json").exit_code == 0
+    assert run_cli("scan", "-p", "legacy", "--fail-on", "split", "--json").exit_code == 1
+
+
+def test_patched_splits_at_align_1_exactly_where_the_model_says(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("scan", "-p", "btsl", "--align", "1", "--json", "--each-bit")
+    assert result.exit_code == 0
+    doc = cli_json(result)
+    field = {"vcpu_info": 8, "compat_vcpu_info": 4}
+    measured = {
+        (p["layout"], p["placement"], p["bit"]) for p in doc["probes"] if p["verdict"] == "split"
+    }
+    # Independent of the model code: the dword holding the bit crosses a line.
+    expected = {
+        (layout, placement, bit)
+        for layout, off in field.items()
+        for placement in range(64)
+        for bit in range(64 if layout == "vcpu_info" else 32)
+        if (placement + off + 4 * (bit // 32)) % 64 > 60
+    }
+    assert measured == expected
+    assert len(doc["probes"]) == 64 * (64 + 32)
+
+
+def test_scan_table_for_people(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("scan")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "cache-line map" in out and "compat_vcpu_info" in out
+    assert "56 (1/16)" in out and "52 (1/16)" in out
+    assert "Every verdict agrees with the model" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["scan", "--layout", "nope"], "unknown layout nope"),
+        (["scan", "-p", "btsx"], "unknown primitive btsx"),
+        (["scan", "--bits", "9-1"], "--bits: bad bit or range"),
+        (["scan", "--layout", "shared_info"], "has no field 'evtchn_pending_sel'"),
+        (["scan", "-p", "btsq-imm", "--bits", "64"], "immediate bit offsets 0..63"),
+        (["scan", "--detect", "psychic"], "unknown detector psychic"),
+        (["scan", "--align", "3"], "Invalid value for '--align'"),
+        (["probe", "--op", "btsq", "--offset", "5000"], "within a page"),
+    ],
+)
+def test_usage_errors_exit_2(run_cli, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_unsupported_host_exits_4(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(native, "unsupported_reason", lambda: "this is not an x86-64 machine")
+    for args in (["scan"], ["probe", "--op", "btsq", "--offset", "60"]):
+        result = run_cli(*args)
+        assert result.exit_code == 4
+        assert "not an x86-64 machine" in result.stderr
+
+
+def test_probe_command(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("probe", "--op", "btsq", "--offset", "60", "--bit", "3", "--json")
+    assert result.exit_code == 0
+    doc = cli_json(result)
+    assert doc["schema"] == "splitlock-probe/probe/v1"
+    assert doc["verdict"] == "split" and doc["agrees"] is True
+    timing = next(e for e in doc["evidence"] if e["detector"] == "timing")
+    assert timing["ratio"] > 10
+    assert run_cli("probe", "--op", "btsq", "--offset", "60", "--fail-on", "split").exit_code == 1
+    clean = run_cli("probe", "--op", "patched", "--offset", "60")
+    assert clean.exit_code == 0 and "clean agrees with the model" in clean.stdout
+
+
+def test_probe_cmpxchg16b_misaligned_is_a_gp_not_a_split(run_cli) -> None:  # type: ignore[no-untyped-def]
+    doc = cli_json(run_cli("probe", "--op", "cmpxchg16b", "--offset", "56", "--json"))
+    assert doc["predicted"]["faults"] and doc["verdict"] == "clean" and doc["agrees"] is True
+    assert doc["evidence"][0]["cause"] == "general protection (#GP)"
+
+
+def test_primitives_listing(run_cli) -> None:  # type: ignore[no-untyped-def]
+    doc = cli_json(run_cli("primitives", "--json"))
+    names = {p["name"] for p in doc["primitives"]}
+    assert {"btsq", "btsl", "btsw-imm", "xchgb", "cmpxchg16b"} <= names
+    assert doc["aliases"] == {"legacy": "btsq", "patched": "btsl"}
+
+
+def test_python_dash_m_and_help() -> None:
+    out = run_module("--help")
+    assert out.returncode == 0 and "split-lock" in out.stdout
+    out = run_module("scan", "--help")
+    assert "--fail-on" in out.stdout and "--align" in out.stdout
+
+
+def test_ctrl_c_leaves_a_partial_report() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "splitlock_probe",
+            "scan",
+            "--span",
+            "page",
+            "--align",
+            "1",
+            "--batches",
+            "200",
+            "--json",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["summary"]["complete"] is False
+    assert 0 < doc["summary"]["measurements_done"] < doc["summary"]["measurements"]
+    assert doc["probes"] and "Traceback" not in err
+
+
+@pytest.mark.skipif(
+    unprivileged_python() is None, reason="needs root and a Python uid 65534 can run"
+)
+def test_scan_works_unprivileged() -> None:
+    out = run_unprivileged("scan", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["summary"]["disagreements"] == 0
+    assert doc["summary"]["split"] == 96
+    who = run_unprivileged("probe", "--op", "btsq", "--offset", "60", "--json")
+    assert who.returncode == 0 and json.loads(who.stdout)["verdict"] == "split"
