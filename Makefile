@@ -42,5 +42,5 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis
-	rm -f splitlock_probe/_core.c splitlock_probe/_core.o splitlock_probe/_core*.so
+	rm -f splitlock_probe/_core.c splitlock_probe/_core.o splitlock_probe/_core*.so csrc/*.o
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

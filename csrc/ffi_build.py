@@ -21,17 +21,25 @@ def _rel(path: Path) -> str:
     return os.path.relpath(path, Path.cwd())
 
 
-ffibuilder = cffi.FFI()
-ffibuilder.cdef((HERE / "splitlock.cdef").read_text())
-ffibuilder.set_source(
-    "splitlock_probe._core",
-    '#include "splitlock.h"\n',
-    sources=[_rel(HERE / name) for name in SOURCES],
-    include_dirs=[_rel(HERE)],
-    depends=[_rel(p) for p in sorted(HERE.glob("*.h"))],
-    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra"],
-    libraries=["pthread"],
-)
+def make_builder(portable: bool = False, relative: bool = True) -> cffi.FFI:
+    """The builder; portable=True compiles the non-x86 paths (for tests)."""
+    path = _rel if relative else str
+    ffi = cffi.FFI()
+    ffi.cdef((HERE / "splitlock.cdef").read_text())
+    ffi.set_source(
+        "splitlock_probe._core",
+        '#include "splitlock.h"\n',
+        sources=[path(HERE / name) for name in SOURCES],
+        include_dirs=[path(HERE)],
+        depends=[path(p) for p in sorted(HERE.glob("*.h"))],
+        define_macros=[("SLP_FORCE_PORTABLE", "1")] if portable else [],
+        extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror"],
+        libraries=["pthread"],
+    )
+    return ffi
+
+
+ffibuilder = make_builder()
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)
