@@ -1,0 +1,53 @@
+"""The documented examples keep the shape of what the commands print today."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.conftest import REPO, cli_json
+
+EXAMPLES = REPO / "docs" / "examples"
+
+
+def shape(value: Any) -> Any:
+    """Keys and types, recursively; lists by the shape of their first item."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    if isinstance(value, bool) or value is None:
+        return type(value).__name__
+    if isinstance(value, int | float):
+        return "number"
+    return type(value).__name__
+
+
+def test_scan_example(run_cli) -> None:  # type: ignore[no-untyped-def]
+    doc = cli_json(
+        run_cli(
+            "scan", "--layout", "compat_vcpu_info", "--align", "8", "-p", "legacy,patched", "--json"
+        )
+    )
+    example = json.loads((EXAMPLES / "scan.json").read_text())
+    assert shape(doc) == shape(example)
+    assert example["schema"] == doc["schema"]
+    assert [p["placement"] for p in example["probes"] if p["verdict"] == "split"] == [56]
+
+
+def test_probe_example(run_cli) -> None:  # type: ignore[no-untyped-def]
+    doc = cli_json(run_cli("probe", "--op", "btsq", "--offset", "60", "--bit", "3", "--json"))
+    assert shape(doc) == shape(json.loads((EXAMPLES / "probe.json").read_text()))
+
+
+def test_primitives_example(run_cli) -> None:  # type: ignore[no-untyped-def]
+    doc = cli_json(run_cli("primitives", "--json"))
+    assert doc == json.loads((EXAMPLES / "primitives.json").read_text())
+
+
+def test_every_command_is_documented() -> None:
+    from splitlock_probe.cli import cli
+
+    usage = (REPO / "docs" / "usage.md").read_text()
+    for name in cli.commands:
+        assert f"## `{name}`" in usage, name
