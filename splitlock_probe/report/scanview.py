@@ -53,8 +53,8 @@ def footer(result: ScanResult) -> Text:
         )
     if result.run.interrupted:
         text.append(
-            f"\ninterrupted: {s['measurements_done']} of {s['measurements']} measurements done; "
-            "this report covers those only.",
+            f"\ninterrupted: {s['measurements_done']:,} of {s['measurements']:,} "
+            "measurements done; this report covers those only.",
             style="bold yellow",
         )
     return text
