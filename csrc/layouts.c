@@ -9,46 +9,36 @@
     {layout, #member, offsetof(type, member), sizeof(((type *)0)->member)}
 #define WHOLE(layout, type) {layout, "", 0, sizeof(type)}
 
+/* The fields both vcpu_info ABIs share, by name. */
+#define VCPU_INFO_FIELDS(layout, type)                                        \
+    WHOLE(layout, type),                                                      \
+    F(layout, type, evtchn_upcall_pending),                                   \
+    F(layout, type, evtchn_upcall_mask),                                      \
+    F(layout, type, evtchn_pending_sel),                                      \
+    F(layout, type, arch),                                                    \
+    F(layout, type, arch.cr2),                                                \
+    F(layout, type, arch.pad),                                                \
+    F(layout, type, time),                                                    \
+    F(layout, type, time.version),                                            \
+    F(layout, type, time.pad0),                                               \
+    F(layout, type, time.tsc_timestamp),                                      \
+    F(layout, type, time.system_time),                                        \
+    F(layout, type, time.tsc_to_system_mul),                                  \
+    F(layout, type, time.tsc_shift),                                          \
+    F(layout, type, time.flags),                                              \
+    F(layout, type, time.pad)
+
+#define SHARED_INFO_FIELDS(layout, type)                                      \
+    F(layout, type, vcpu_info),                                               \
+    F(layout, type, evtchn_pending),                                          \
+    F(layout, type, evtchn_mask)
+
 static const struct slp_field_info fields[] = {
-    WHOLE("vcpu_info", struct slp_xen_vcpu_info),
-    F("vcpu_info", struct slp_xen_vcpu_info, evtchn_upcall_pending),
-    F("vcpu_info", struct slp_xen_vcpu_info, evtchn_upcall_mask),
-    F("vcpu_info", struct slp_xen_vcpu_info, evtchn_pending_sel),
-    F("vcpu_info", struct slp_xen_vcpu_info, arch),
-    F("vcpu_info", struct slp_xen_vcpu_info, arch.cr2),
-    F("vcpu_info", struct slp_xen_vcpu_info, arch.pad),
-    F("vcpu_info", struct slp_xen_vcpu_info, time),
-    F("vcpu_info", struct slp_xen_vcpu_info, time.version),
-    F("vcpu_info", struct slp_xen_vcpu_info, time.pad0),
-    F("vcpu_info", struct slp_xen_vcpu_info, time.tsc_timestamp),
-    F("vcpu_info", struct slp_xen_vcpu_info, time.system_time),
-    F("vcpu_info", struct slp_xen_vcpu_info, time.tsc_to_system_mul),
-    F("vcpu_info", struct slp_xen_vcpu_info, time.tsc_shift),
-    F("vcpu_info", struct slp_xen_vcpu_info, time.flags),
-    F("vcpu_info", struct slp_xen_vcpu_info, time.pad),
-    WHOLE("compat_vcpu_info", struct slp_xen_compat_vcpu_info),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, evtchn_upcall_pending),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, evtchn_upcall_mask),
+    VCPU_INFO_FIELDS("vcpu_info", struct slp_xen_vcpu_info),
+    VCPU_INFO_FIELDS("compat_vcpu_info", struct slp_xen_compat_vcpu_info),
     F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, pad0),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, evtchn_pending_sel),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, arch),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, arch.cr2),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, arch.pad),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, time),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, time.version),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, time.pad0),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, time.tsc_timestamp),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, time.system_time),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, time.tsc_to_system_mul),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, time.tsc_shift),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, time.flags),
-    F("compat_vcpu_info", struct slp_xen_compat_vcpu_info, time.pad),
-    F("shared_info", struct slp_xen_shared_info, vcpu_info),
-    F("shared_info", struct slp_xen_shared_info, evtchn_pending),
-    F("shared_info", struct slp_xen_shared_info, evtchn_mask),
-    F("compat_shared_info", struct slp_xen_compat_shared_info, vcpu_info),
-    F("compat_shared_info", struct slp_xen_compat_shared_info, evtchn_pending),
-    F("compat_shared_info", struct slp_xen_compat_shared_info, evtchn_mask),
+    SHARED_INFO_FIELDS("shared_info", struct slp_xen_shared_info),
+    SHARED_INFO_FIELDS("compat_shared_info", struct slp_xen_compat_shared_info),
 };
 
 size_t slp_layout_fields(const struct slp_field_info **out)

@@ -91,8 +91,9 @@ int slp_guard_install(void)
     return install_status;
 }
 
-int slp_run(const struct slp_op *op, void *addr, uint64_t count,
-            struct slp_fault *fault)
+/* Run the op `count` times with faults caught; with `ac`, under EFLAGS.AC. */
+static int guarded_run(const struct slp_op *op, void *addr, uint64_t count, int ac,
+                       struct slp_fault *fault)
 {
     slp_loop_fn fn = slp_loop_lookup(op);
     int status;
@@ -104,31 +105,12 @@ int slp_run(const struct slp_op *op, void *addr, uint64_t count,
     memset(&slp_guard.fault, 0, sizeof(slp_guard.fault));
     if (sigsetjmp(slp_guard.env, 1) == 0) {
         slp_guard.armed = 1;
+        slp_guard.ac = ac;
+        if (ac)
+            slp_ac_set();
         fn(addr, op->bit, count);
-        slp_guard.armed = 0;
-        return SLP_OK;
-    }
-    if (fault != NULL)
-        *fault = slp_guard.fault;
-    return SLP_EFAULT;
-}
-
-int slp_trap(const struct slp_op *op, void *addr, struct slp_fault *fault)
-{
-    slp_loop_fn fn = slp_loop_lookup(op);
-    int status;
-
-    if (fn == NULL || addr == NULL)
-        return SLP_EINVAL;
-    if ((status = slp_guard_install()) != SLP_OK)
-        return status;
-    memset(&slp_guard.fault, 0, sizeof(slp_guard.fault));
-    if (sigsetjmp(slp_guard.env, 1) == 0) {
-        slp_guard.armed = 1;
-        slp_guard.ac = 1;
-        slp_ac_set();
-        fn(addr, op->bit, 1);
-        slp_ac_clear();
+        if (ac)
+            slp_ac_clear();
         slp_guard.ac = 0;
         slp_guard.armed = 0;
         return SLP_OK;
@@ -137,6 +119,17 @@ int slp_trap(const struct slp_op *op, void *addr, struct slp_fault *fault)
     if (fault != NULL)
         *fault = slp_guard.fault;
     return SLP_EFAULT;
+}
+
+int slp_run(const struct slp_op *op, void *addr, uint64_t count,
+            struct slp_fault *fault)
+{
+    return guarded_run(op, addr, count, 0, fault);
+}
+
+int slp_trap(const struct slp_op *op, void *addr, struct slp_fault *fault)
+{
+    return guarded_run(op, addr, 1, 1, fault);
 }
 
 #else /* !SLP_HAS_X86_64 */
