@@ -6,6 +6,7 @@ stays fast and `--json` never touches table code.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -116,6 +117,11 @@ class _Cli(click.Group):
         except KeyboardInterrupt:
             click.echo("splitlock-probe: interrupted", err=True)
             ctx.exit(int(ExitStatus.INTERRUPTED))
+        except BrokenPipeError:
+            # `... | head`: nobody reads the rest. Point stdout at /dev/null so
+            # the interpreter's final flush cannot raise again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(int(ExitStatus.BROKEN_PIPE))
 
 
 @click.group(cls=_Cli, context_settings=CONTEXT)

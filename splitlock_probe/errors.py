@@ -14,6 +14,7 @@ class ExitStatus(IntEnum):
     RUNTIME = 3  # something broke while running
     UNSUPPORTED = 4  # unsupported host, or nothing could be measured
     INTERRUPTED = 130  # Ctrl-C; a partial report was printed
+    BROKEN_PIPE = 141  # stdout's reader went away (128 + SIGPIPE, as a C tool would end)
 
 
 class ProbeError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -198,3 +199,21 @@ def test_scan_works_unprivileged() -> None:
     assert doc["summary"]["split"] == 96
     who = run_unprivileged("probe", "--op", "btsq", "--offset", "60", "--json")
     assert who.returncode == 0 and json.loads(who.stdout)["verdict"] == "split"
+
+
+@pytest.mark.parametrize(
+    "args", [["scan"], ["scan", "--json"], ["probe", "--op", "btsq", "--offset", "60"]]
+)
+def test_a_closed_stdout_ends_quietly_with_141(args: list[str]) -> None:
+    command = subprocess.Popen(
+        [sys.executable, "-m", "splitlock_probe", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    assert command.stdout is not None
+    command.stdout.close()  # no reader left before the first write: EPIPE for sure
+    _, err = command.communicate(timeout=60)
+    assert command.returncode == 141, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err

@@ -114,6 +114,17 @@ def test_hardware_touches_the_bytes_the_model_says(prim, ea, bit):  # type: igno
         a.close()
 
 
+def test_the_arena_has_guard_pages(arena: native.Arena) -> None:
+    ffi, _ = native._load()
+    below = ffi.cast("void *", arena.base - 1)
+    above = ffi.cast("void *", arena.base + arena.pages * 4096)
+    for address in (below, above):
+        fault = native.run(primitive("xaddb"), address, 0)
+        assert fault is not None and fault.signo == signal.SIGSEGV
+        assert fault.si_code == 2  # SEGV_ACCERR: mapped, PROT_NONE
+    assert native.run(primitive("xaddb"), arena.address(arena.pages * 4096 - 1), 0) is None
+
+
 def test_tsc_frequency_is_plausible() -> None:
     hz = native.tsc_hz(10)
     assert 1e8 < hz < 1e10

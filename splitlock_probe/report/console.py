@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
 from rich.console import Console
 
+from splitlock_probe.errors import ExitStatus
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's default exits 1, which our contract reserves for findings.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.file.fileno())
+        raise SystemExit(int(ExitStatus.BROKEN_PIPE))
+
 
 @cache
 def stdout() -> Console:
-    return Console(markup=False, highlight=False, soft_wrap=False)
+    return _Console(markup=False, highlight=False, soft_wrap=False)
 
 
 @cache
 def stderr() -> Console:
-    return Console(stderr=True, markup=False, highlight=False)
+    return _Console(stderr=True, markup=False, highlight=False)
