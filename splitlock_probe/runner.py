@@ -117,13 +117,18 @@ class _Worker:
             self.proc.kill()
         self.proc.wait()
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Let the worker finish (EOF on its stdin), or kill it; free its pipes and files."""
+        if kill:
+            self.kill()
         with contextlib.suppress(BrokenPipeError):
             self._stdin.close()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.kill()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self._sel.close()
         self._stderr.close()
 
@@ -147,10 +152,10 @@ def _start(env: dict[str, str] | None, timeout: float) -> tuple[_Worker, float]:
     try:
         hello = worker.receive(timeout)
     except WorkerFailure as exc:
-        worker.kill()
+        worker.close(kill=True)
         raise ProbeError(f"the probe worker did not start: {exc}") from None
     if "error" in hello:
-        worker.kill()
+        worker.close(kill=True)
         raise ProbeError(f"the probe worker did not start: {hello['error']}")
     return worker, float(hello["tsc_hz"])
 
@@ -184,13 +189,14 @@ def run(
                 if progress:
                     progress(1)
                 pending.extendleft(reversed(chunk[n + 1 :]))
-                worker.kill()
+                worker.close(kill=True)
                 worker = None
                 result.worker_restarts += 1
     except KeyboardInterrupt:
         result.interrupted = True
         if worker is not None:
-            worker.kill()
+            worker.close(kill=True)
+            worker = None
     finally:
         if worker is not None:
             worker.close()

@@ -6,7 +6,7 @@ import dataclasses
 import statistics
 from dataclasses import dataclass
 
-from splitlock_probe.plan import fold_ranges
+from splitlock_probe.plan import fold_ranges, format_ranges
 from splitlock_probe.scan import ScanResult
 from splitlock_probe.verdict import INCONCLUSIVE, SPLIT
 
@@ -40,8 +40,6 @@ class Row:
 
     @property
     def split_bit_text(self) -> str:
-        from splitlock_probe.plan import format_ranges
-
         return format_ranges(fold_ranges(sorted(self.split_bits))) or "-"
 
     @staticmethod

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from splitlock_probe import __version__
-from splitlock_probe.plan import ProbeGroup, format_ranges
+from splitlock_probe.plan import ProbeGroup, fold_ranges, format_ranges
 from splitlock_probe.scan import ScanResult
 from splitlock_probe.verdict import Judgement
 
@@ -34,7 +34,7 @@ def settings_section(result: ScanResult, fold: bool) -> dict[str, Any]:
         "layouts": [layout.name for layout in req.layouts],
         "fields": list(req.fields),
         "primitives": [p.name for p in req.primitives],
-        "bits": None if req.bits is None else format_ranges(_runs(req.bits)),
+        "bits": None if req.bits is None else format_ranges(fold_ranges(sorted(req.bits))),
         "align": req.align,
         "span": req.span.value,
         "detectors": list(req.settings.detectors),
@@ -45,12 +45,6 @@ def settings_section(result: ScanResult, fold: bool) -> dict[str, Any]:
         "fail_on": req.fail_on,
         "fold_bits": fold,
     }
-
-
-def _runs(bits: tuple[int, ...]) -> list[tuple[int, int]]:
-    from splitlock_probe.plan import fold_ranges
-
-    return list(fold_ranges(sorted(bits)))
 
 
 def probe_record(
