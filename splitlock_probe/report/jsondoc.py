@@ -69,7 +69,8 @@ def probe_record(
         },
         "predicted": probe.predicted.as_dict(),
         "measurement": {"id": probe.measurement, "shared_by": shared_by},
-        "evidence": [e.as_dict() for e in j.evidence],
+        # Evidence belongs to the physical measurement, which other probes may share.
+        "evidence": [{**e.as_dict(), "measurement": probe.measurement} for e in j.evidence],
         "verdict": j.verdict,
         "agrees": j.agrees,
     }
