@@ -217,3 +217,18 @@ def test_a_closed_stdout_ends_quietly_with_141(args: list[str]) -> None:
     _, err = command.communicate(timeout=60)
     assert command.returncode == 141, err
     assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_every_primitive_at_every_byte_placement_agrees(run_cli) -> None:  # type: ignore[no-untyped-def]
+    from splitlock_probe.model import PRIMITIVES
+
+    result = run_cli(
+        "scan", "--layout", "compat_vcpu_info", "--align", "1", "--bits", "0,35",
+        "-p", ",".join(PRIMITIVES), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0
+    doc = cli_json(result)
+    assert doc["summary"]["disagreements"] == 0 and doc["summary"]["inconclusive"] == 0
+    split = {p["primitive"] for p in doc["probes"] if p["verdict"] == "split"}
+    # Every op wider than a byte splits somewhere; cmpxchg16b faults (#GP) instead.
+    assert split == {n for n, p in PRIMITIVES.items() if 1 < p.width < 16}

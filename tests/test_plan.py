@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from splitlock_probe.layouts import LAYOUTS, Span
-from splitlock_probe.model import primitive
+from splitlock_probe.model import PRIMITIVES, Form, primitive
 from splitlock_probe.plan import PlanError, build, fold_ranges, format_ranges, parse_bits
 
 DEFAULT = (LAYOUTS["vcpu_info"], LAYOUTS["compat_vcpu_info"])
@@ -75,3 +77,27 @@ def test_parse_bits() -> None:
 
 def test_fold_and_format_ranges() -> None:
     assert format_ranges(fold_ranges([0, 1, 2, 5, 7, 8])) == "0-2,5,7-8"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    layout=st.sampled_from(["vcpu_info", "compat_vcpu_info"]),
+    field=st.sampled_from(["evtchn_pending_sel", "arch.cr2", "time.tsc_timestamp"]),
+    prim=st.sampled_from([p for p in PRIMITIVES.values() if p.form is not Form.IMM]),
+    align=st.sampled_from([1, 2, 4, 8]),
+    bits=st.lists(st.integers(min_value=-64, max_value=255), min_size=1, max_size=12),
+)
+def test_groups_cover_each_bit_once_with_its_own_access(layout, field, prim, align, bits):  # type: ignore[no-untyped-def]
+    lay = LAYOUTS[layout]
+    plan = build((lay,), [field], (prim,), align, Span.LINE, sorted(set(bits)))
+    seen: dict[int, set[int]] = {}
+    for p in plan.probes:
+        m = plan.measurements[p.measurement]
+        assert m.primitive == prim and m.access == p.access
+        for lo, hi in p.bits.ranges:
+            for b in range(lo, hi + 1):
+                assert prim.access(p.placement + lay.field(field).offset, b) == p.access
+                assert b not in seen.setdefault(p.placement, set())
+                seen[p.placement].add(b)
+    assert all(s == set(bits) for s in seen.values())
+    assert plan.probe_count == len(set(bits)) * len(seen)
