@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -95,24 +94,64 @@ def unprivileged_python() -> str | None:
     return None
 
 
-def run_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m splitlock_probe ARGS` as uid 65534."""
+# What `python -m splitlock_probe` imports at run time, beside the package itself.
+RUNTIME_MODULES = ("click", "rich", "pygments", "markdown_it", "mdurl", "cffi", "_cffi_backend",
+                   "pycparser", "psutil")  # fmt: skip
+
+
+def _unprivileged_tree(root: Path) -> None:
+    """Fill root with a world-readable copy of the package and its run-time dependencies.
+
+    The checkout or the virtualenv may sit where uid 65534 cannot reach
+    (a clone under /root); a copy in a fresh 0755 directory can always be read.
+    """
+    import importlib.util
+
+    shutil.copytree(
+        REPO / "splitlock_probe", root / "splitlock_probe",
+        ignore=shutil.ignore_patterns("__pycache__", "*.c", "*.o"),
+    )  # fmt: skip
+    for name in RUNTIME_MODULES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        origin = Path(spec.origin)
+        if spec.submodule_search_locations:  # a package: copy its directory
+            shutil.copytree(origin.parent, root / origin.parent.name,
+                            ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        else:  # a single module or extension file
+            shutil.copy2(origin, root / origin.name)
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@pytest.fixture(scope="session")
+def run_unprivileged() -> Any:
+    """Run `python -m splitlock_probe ARGS` as uid 65534; skips where that cannot be done."""
+    import tempfile
+
     python = unprivileged_python()
-    assert python is not None
-    site = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    if python is None:
+        pytest.skip("needs root and a Python interpreter uid 65534 can run")
+    root = Path(tempfile.mkdtemp(prefix="splitlock-unpriv-"))
+    try:
+        _unprivileged_tree(root)
+        yield lambda *args: _run_as_nobody(python, root, args)
+    finally:
+        shutil.rmtree(root)
+
+
+def _run_as_nobody(
+    python: str, root: Path, args: tuple[str, ...]
+) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": "/tmp",
         "COLUMNS": "100",
-        "PYTHONPATH": os.pathsep.join([str(REPO), *site]),
+        "PYTHONPATH": str(root),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     return subprocess.run(
         [python, "-m", "splitlock_probe", *args],
-        capture_output=True,
-        text=True,
-        cwd="/tmp",
-        env=env,
-        preexec_fn=drop_to_nobody,
-        check=False,
-    )
+        capture_output=True, text=True, cwd="/tmp", env=env,
+        preexec_fn=drop_to_nobody, check=False,
+    )  # fmt: skip

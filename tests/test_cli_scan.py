@@ -12,7 +12,7 @@ import time
 import pytest
 
 from splitlock_probe import native
-from tests.conftest import REPO, cli_json, run_module, run_unprivileged, unprivileged_python
+from tests.conftest import REPO, cli_json, run_module
 
 REQUIRED_PROBE_KEYS = {
     "layout",
@@ -188,10 +188,7 @@ def test_ctrl_c_leaves_a_partial_report() -> None:
     assert doc["probes"] and "Traceback" not in err
 
 
-@pytest.mark.skipif(
-    unprivileged_python() is None, reason="needs root and a Python uid 65534 can run"
-)
-def test_scan_works_unprivileged() -> None:
+def test_scan_works_unprivileged(run_unprivileged) -> None:  # type: ignore[no-untyped-def]
     out = run_unprivileged("scan", "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
