@@ -9,17 +9,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from splitlock_probe import __version__
+from splitlock_probe.detectors import DETECTORS
 from splitlock_probe.errors import ExitStatus, ProbeError, UnsupportedHost, UsageError
 from splitlock_probe.layouts import ALIGNS, DEFAULT_ALIGN, DEFAULT_FIELD, DEFAULT_LAYOUTS, LAYOUTS
 from splitlock_probe.model import ALIASES, PRIMITIVES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-DETECTOR_NAMES = ("timing", "actrap")
+DETECTOR_NAMES = tuple(DETECTORS)
+
+if TYPE_CHECKING:
+    from splitlock_probe.runner import Settings
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -47,7 +51,7 @@ def _require_probing() -> None:
         raise UnsupportedHost(reason)
 
 
-def _settings(detect: Sequence[str], batches: int, iterations: int, timeout: float) -> Any:
+def _settings(detect: Sequence[str], batches: int, iterations: int, timeout: float) -> Settings:
     from splitlock_probe import host
     from splitlock_probe.runner import Settings
     from splitlock_probe.scan import detector_availability, requested_detectors
@@ -68,7 +72,8 @@ def _measure_options(f: Any) -> Any:
                 "--detect",
                 multiple=True,
                 metavar="NAME[,NAME]",
-                help="Detectors to use: timing, actrap. [default: every one available]",
+                help=f"Detectors to use: {', '.join(DETECTOR_NAMES)}. "
+                "[default: every one available]",
             ),
             click.option(
                 "--batches",
