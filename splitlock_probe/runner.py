@@ -38,13 +38,24 @@ class Settings:
     timeout: float = 10.0  # seconds one measurement may take
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why a measurement has no result: the worker crashed or timed out."""
+
+    kind: str  # "crashed" | "timeout"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
 @dataclass
 class Outcome:
     """The raw result of one measurement, or why there is none."""
 
     timing: dict[str, Any] | None = None
     actrap: dict[str, Any] | None = None
-    failure: str | None = None  # "crashed: ..." / "timeout: ..."
+    failure: Failure | None = None
 
 
 @dataclass
@@ -56,7 +67,9 @@ class RunResult:
 
 
 class WorkerFailure(Exception):
-    pass
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
 
 
 class _Worker:
@@ -93,7 +106,9 @@ class _Worker:
             left = deadline - time.monotonic()
             if left <= 0 or not self._sel.select(left):
                 self.kill()
-                raise WorkerFailure(f"timeout: no answer within {timeout:g} s; worker killed")
+                raise WorkerFailure(
+                    Failure("timeout", f"no answer within {timeout:g} s; worker killed")
+                )
             chunk = os.read(self._fd, 65536)
             if not chunk:
                 raise WorkerFailure(self._death())
@@ -102,15 +117,15 @@ class _Worker:
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def _death(self) -> str:
+    def _death(self) -> Failure:
         code = self.proc.wait()
         self._stderr.seek(0)
         tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-1:]
         if code < 0:
-            what = f"crashed: worker killed by {signal.Signals(-code).name}"
+            what = f"worker killed by {signal.Signals(-code).name}"
         else:
-            what = f"crashed: worker exited with status {code}"
-        return what + (f" ({tail[0]})" if tail else "")
+            what = f"worker exited with status {code}"
+        return Failure("crashed", what + (f" ({tail[0]})" if tail else ""))
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -185,7 +200,7 @@ def run(
             except WorkerFailure as exc:
                 # The first unanswered measurement is the one that failed.
                 n = len([m for m in chunk if m.index in result.outcomes])
-                result.outcomes[chunk[n].index] = Outcome(failure=str(exc))
+                result.outcomes[chunk[n].index] = Outcome(failure=exc.failure)
                 if progress:
                     progress(1)
                 pending.extendleft(reversed(chunk[n + 1 :]))

@@ -31,8 +31,10 @@ class Judgement:
 
 def gather(outcome: Outcome, baseline: Outcome | None, tsc_hz: float | None) -> list[Evidence]:
     if outcome.failure:
-        status, _, detail = outcome.failure.partition(": ")
-        return [Evidence("worker", "failed", None, {"failure": status, "detail": detail})]
+        failure = outcome.failure
+        return [
+            Evidence("worker", "failed", None, {"failure": failure.kind, "detail": failure.detail})
+        ]
     out: list[Evidence] = []
     if outcome.timing is not None:
         base = baseline.timing if baseline is not None else None

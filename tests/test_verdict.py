@@ -7,7 +7,7 @@ import pytest
 from splitlock_probe.detectors import timing
 from splitlock_probe.detectors.base import Evidence
 from splitlock_probe.model import Prediction
-from splitlock_probe.runner import Outcome
+from splitlock_probe.runner import Failure, Outcome
 from splitlock_probe.verdict import agreement, combine, judge
 
 SPLITS = Prediction(True, False, True, False)
@@ -68,5 +68,14 @@ def test_judge_from_raw_outcomes() -> None:
     timing_ev = j.evidence[0].as_dict()
     assert timing_ev["ratio"] == pytest.approx(416.67, abs=0.01)
     assert timing_ev["min_ns"] == pytest.approx(961.54, abs=0.01)
-    failed = judge(Outcome(failure="crashed: worker killed by SIGSEGV"), base, SPLITS, None)
+    failed = judge(
+        Outcome(failure=Failure("crashed", "worker killed by SIGSEGV")), base, SPLITS, None
+    )
     assert (failed.verdict, failed.agrees, failed.measured) == ("inconclusive", None, False)
+    assert failed.evidence[0].as_dict() == {
+        "detector": "worker",
+        "status": "failed",
+        "says": None,
+        "failure": "crashed",
+        "detail": "worker killed by SIGSEGV",
+    }
