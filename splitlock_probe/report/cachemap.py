@@ -9,8 +9,7 @@ from __future__ import annotations
 from rich.console import Group
 from rich.text import Text
 
-from splitlock_probe.report.aggregate import Cell, rows
-from splitlock_probe.scan import ScanResult
+from splitlock_probe.report.aggregate import Cell, Row
 
 LEGEND = (
     ("█", "bold red", "split (every bit)"),
@@ -43,9 +42,8 @@ def _ruler(pad: int) -> Text:
     return Text(" " * pad + "".join(marks), style="dim", no_wrap=True)
 
 
-def cache_map(result: ScanResult, width: int = 80) -> Group:
+def cache_map(table: list[Row], width: int = 80) -> Group:
     """The map; labels go on their own lines when label and 64 cells do not fit `width`."""
-    table = rows(result)
     one_field = len({r.field for r in table}) == 1
     labels = [
         f"{r.layout} {r.primitive}" if one_field else f"{r.layout}.{r.field} {r.primitive}"

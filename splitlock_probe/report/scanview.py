@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from splitlock_probe.report.aggregate import rows
 from splitlock_probe.report.cachemap import cache_map
 from splitlock_probe.report.console import stdout
 from splitlock_probe.report.table import summary_table
@@ -62,9 +63,10 @@ def footer(result: ScanResult) -> Text:
 
 def render_scan(result: ScanResult) -> None:
     console = stdout()
+    table_rows = rows(result)
     console.print(header(result))
-    console.print(summary_table(result))
+    console.print(summary_table(table_rows))
     console.print()
-    console.print(cache_map(result, console.width))
+    console.print(cache_map(table_rows, console.width))
     console.print()
     console.print(footer(result))

@@ -6,8 +6,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from splitlock_probe.report.aggregate import Row, rows
-from splitlock_probe.scan import ScanResult
+from splitlock_probe.report.aggregate import Row
 
 
 def _cycles(value: float | None) -> str:
@@ -23,8 +22,7 @@ def _placements(row: Row) -> str:
     return f"{offsets} ({len(row.split_placements)}/{len(row.placements)})"
 
 
-def summary_table(result: ScanResult) -> Table:
-    all_rows = rows(result)
+def summary_table(all_rows: list[Row]) -> Table:
     fields = sorted({r.field for r in all_rows})
     one_field = len(fields) == 1
     title = "split-lock scan" + (f": field {fields[0]}" if one_field else "")
