@@ -6,7 +6,6 @@ stays fast and `--json` never touches table code.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,13 @@ import click
 
 from splitlock_probe import __version__
 from splitlock_probe.detectors import DETECTORS
-from splitlock_probe.errors import ExitStatus, ProbeError, UnsupportedHost, UsageError
+from splitlock_probe.errors import (
+    ExitStatus,
+    ProbeError,
+    UnsupportedHost,
+    UsageError,
+    exit_for_broken_pipe,
+)
 from splitlock_probe.layouts import ALIGNS, DEFAULT_ALIGN, DEFAULT_FIELD, DEFAULT_LAYOUTS, LAYOUTS
 from splitlock_probe.model import ALIASES, PRIMITIVES
 
@@ -122,11 +127,8 @@ class _Cli(click.Group):
         except KeyboardInterrupt:
             click.echo("splitlock-probe: interrupted", err=True)
             ctx.exit(int(ExitStatus.INTERRUPTED))
-        except BrokenPipeError:
-            # `... | head`: nobody reads the rest. Point stdout at /dev/null so
-            # the interpreter's final flush cannot raise again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            ctx.exit(int(ExitStatus.BROKEN_PIPE))
+        except BrokenPipeError:  # `... | head`: nobody reads the rest
+            exit_for_broken_pipe(sys.stdout.fileno())
 
 
 @click.group(cls=_Cli, context_settings=CONTEXT)

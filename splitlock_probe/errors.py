@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
+from typing import NoReturn
 
 
 class ExitStatus(IntEnum):
@@ -29,3 +31,12 @@ class UsageError(ProbeError):
 
 class UnsupportedHost(ProbeError):
     status = ExitStatus.UNSUPPORTED
+
+
+def exit_for_broken_pipe(fd: int) -> NoReturn:
+    """Stdout's reader is gone: point fd at /dev/null (so the final flush cannot
+    raise again) and end with BROKEN_PIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    raise SystemExit(int(ExitStatus.BROKEN_PIPE))

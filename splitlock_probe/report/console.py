@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 
 from rich.console import Console
 
-from splitlock_probe.errors import ExitStatus
+from splitlock_probe.errors import exit_for_broken_pipe
 
 
 class _Console(Console):
     def on_broken_pipe(self) -> None:
         # rich's default exits 1, which our contract reserves for findings.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self.file.fileno())
-        raise SystemExit(int(ExitStatus.BROKEN_PIPE))
+        exit_for_broken_pipe(self.file.fileno())
 
 
 @cache
