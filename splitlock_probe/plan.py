@@ -46,6 +46,23 @@ class Measurement:
     baseline: bool = False
 
 
+# Each primitive's aligned baseline: offset 0 of the probe page, bit 0.
+BASELINE_EA = 0
+BASELINE_BIT = 0
+
+
+def baseline_measurement(prim: Primitive, index: int) -> Measurement:
+    """The aligned run of `prim` that the timing ratio divides by."""
+    return Measurement(
+        index,
+        prim,
+        BASELINE_EA,
+        prim.exec_bit(BASELINE_BIT),
+        prim.access(BASELINE_EA, BASELINE_BIT),
+        baseline=True,
+    )
+
+
 @dataclass(frozen=True)
 class ProbeGroup:
     layout: Layout
@@ -161,7 +178,7 @@ def build(
         return keyed[key]
 
     for prim in primitives:
-        plan.baselines[prim.name] = measurement(prim, 0, 0, baseline=True)
+        plan.baselines[prim.name] = measurement(prim, BASELINE_EA, BASELINE_BIT, baseline=True)
 
     for layout in layouts:
         for field_name in fields:

@@ -10,7 +10,14 @@ from splitlock_probe.detectors import DETECTORS, Availability
 from splitlock_probe.errors import ExitStatus
 from splitlock_probe.layouts import Layout, Span
 from splitlock_probe.model import Prediction, Primitive
-from splitlock_probe.plan import Measurement, Plan, ProbeGroup, build, check_in_arena
+from splitlock_probe.plan import (
+    Measurement,
+    Plan,
+    ProbeGroup,
+    baseline_measurement,
+    build,
+    check_in_arena,
+)
 from splitlock_probe.verdict import SPLIT, Judgement, judge
 
 
@@ -169,7 +176,7 @@ def probe_once(
 ) -> SingleProbe:
     access = check_in_arena(primitive, offset, bit)
     predicted = primitive.predict(access)
-    baseline = Measurement(0, primitive, 0, primitive.exec_bit(0), primitive.access(0), True)
+    baseline = baseline_measurement(primitive, 0)
     target = Measurement(1, primitive, offset, primitive.exec_bit(bit), access)
     cpu = host.cpu()
     run = runner.run([baseline, target], settings, None, env)
@@ -180,7 +187,7 @@ def probe_once(
     base_j = (
         None
         if base_out is None
-        else judge(base_out, base_out, primitive.predict(primitive.access(0)), run.tsc_hz)
+        else judge(base_out, base_out, primitive.predict(baseline.access), run.tsc_hz)
     )
     return SingleProbe(
         primitive,
