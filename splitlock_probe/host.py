@@ -1,4 +1,5 @@
-"""What the host is: CPU identity and flags, read through paths.root()."""
+"""What the host is: CPU identity and flags, the kernel's split-lock mode,
+and whether its log can be read; all read through paths.root()."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlock_probe import kernel
 from splitlock_probe.paths import read_text
 
 
@@ -16,6 +18,7 @@ class Cpu:
     model: int | None
     model_name: str | None
     flags: frozenset[str] = field(default_factory=frozenset)
+    read: bool = True  # False: there was no /proc/cpuinfo to read
 
     @property
     def hypervisor(self) -> bool:
@@ -61,9 +64,50 @@ def parse_cpuinfo(text: str) -> Cpu:
 def cpu() -> Cpu:
     text = read_text("/proc/cpuinfo")
     if text is None:
-        return Cpu(None, None, None, None)
+        return Cpu(None, None, None, None, read=False)
     return parse_cpuinfo(text)
+
+
+X86_MACHINES = frozenset({"x86_64", "amd64", "i386", "i486", "i586", "i686"})
 
 
 def machine() -> str:
     return platform.machine()
+
+
+@dataclass(frozen=True)
+class HostState:
+    cpu: Cpu
+    kernel: kernel.KernelState
+    log_readable: bool
+    log_reason: str  # why the live log can or cannot be read
+
+    @property
+    def x86(self) -> bool:
+        return is_x86(self.cpu)
+
+
+def is_x86(c: Cpu) -> bool:
+    """x86 cpuinfo has vendor_id, so a recorded tree answers for its own host;
+    without a cpuinfo to read, the running machine answers."""
+    if c.read:
+        return c.vendor is not None
+    return machine().lower() in X86_MACHINES
+
+
+def state() -> HostState:
+    """Everything the detectors need to know about this host."""
+    from splitlock_probe.kmsg import source
+    from splitlock_probe.kmsg.tally import LogTally
+
+    c = cpu()
+    banner_mode: str | None = None
+    try:
+        with source.KernelLog() as log:
+            tally = LogTally(keep_events=False)
+            tally.feed(log.read_available())
+            banner_mode = tally.mode
+        readable, reason = True, f"{log.path} is readable"
+    except source.KernelLogUnreadable as exc:
+        readable, reason = False, str(exc)
+    return HostState(c, kernel.read(c.flags, banner_mode, is_x86(c)), readable, reason)

@@ -27,7 +27,7 @@ def test_parse_recorded_intel_server(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_cpuinfo_is_unknown_not_fatal(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv(ROOT_ENV, str(tmp_path))
-    assert host.cpu() == host.Cpu(None, None, None, None)
+    assert host.cpu() == host.Cpu(None, None, None, None, read=False)
 
 
 def test_scan_reports_the_host_it_reads(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

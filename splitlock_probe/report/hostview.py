@@ -1,0 +1,87 @@
+"""`host` for people and for programs: what this host can show of split locks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from splitlock_probe.detectors import Availability
+from splitlock_probe.host import HostState
+from splitlock_probe.kernel import AC_FLAG, DB_FLAG
+from splitlock_probe.paths import root
+
+HOST_SCHEMA = "splitlock-probe/host/v1"
+
+
+def host_document(state: HostState, detectors: dict[str, Availability]) -> dict[str, Any]:
+    from splitlock_probe.report.jsondoc import tool
+
+    return {
+        "schema": HOST_SCHEMA,
+        "tool": tool(),
+        "root": str(root()),
+        "x86": state.x86,
+        "cpu": state.cpu.as_dict(),
+        "flags": {AC_FLAG: AC_FLAG in state.cpu.flags, DB_FLAG: DB_FLAG in state.cpu.flags},
+        "kernel": {**state.kernel.as_dict(), "penalty": state.kernel.misery},
+        "log": {"readable": state.log_readable, "reason": state.log_reason},
+        "detectors": {name: a.as_dict() for name, a in detectors.items()},
+    }
+
+
+def _yes(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def render_host(state: HostState, detectors: dict[str, Availability]) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from splitlock_probe.report.console import stdout
+
+    doc = host_document(state, detectors)
+    k = state.kernel
+    cpu = state.cpu
+    t = Table(
+        box=box.SIMPLE_HEAD, show_header=False, pad_edge=False, title="host", title_justify="left"
+    )
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    identity = cpu.model_name or cpu.vendor or "unknown CPU"
+    if cpu.family is not None and cpu.model is not None:
+        identity += f" (family {cpu.family:#x} model {cpu.model:#x})"
+    t.add_row("cpu", identity + (", virtual machine" if cpu.hypervisor else ""))
+    t.add_row("flags", ", ".join(f"{n}: {_yes(v)}" for n, v in doc["flags"].items()))
+    t.add_row("kernel", k.release or "-")
+    mode = Text(k.effective_mode, style="bold")
+    mode.append(f"  ({k.mode_source})", style="dim")
+    t.add_row("mode", mode)
+    t.add_row(
+        "boot parameter",
+        _yes(k.cmdline_mode) + (f"; clearcpuid={','.join(k.cleared)}" if k.cleared else ""),
+    )
+    t.add_row("boot banner", _yes(k.banner_mode))
+    t.add_row(
+        "split_lock_mitigate",
+        "missing (kernel before 6.2)"
+        if k.split_lock_mitigate is None
+        else str(k.split_lock_mitigate),
+    )
+    t.add_row("penalty", "10 ms per trapped split lock" if k.misery else "none")
+    t.add_row("perf_event_paranoid", _yes(k.perf_event_paranoid))
+    t.add_row("kernel log", state.log_reason)
+    console = stdout()
+    console.print(t)
+    d = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="detectors", title_justify="left")
+    d.add_column("detector", style="bold")
+    d.add_column("available")
+    d.add_column("why", overflow="fold")
+    for name, a in detectors.items():
+        d.add_row(
+            name, Text(_yes(a.available), style="green" if a.available else "yellow"), a.reason
+        )
+    console.print(d)
