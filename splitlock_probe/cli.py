@@ -28,6 +28,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DETECTOR_NAMES = tuple(DETECTORS)
 
 if TYPE_CHECKING:
+    from splitlock_probe.host import HostState
     from splitlock_probe.runner import Settings
 
 
@@ -56,18 +57,24 @@ def _require_probing() -> None:
         raise UnsupportedHost(reason)
 
 
-def _settings(detect: Sequence[str], batches: int, iterations: int, timeout: float) -> Settings:
-    from splitlock_probe import host
+def _settings(
+    state: HostState,
+    detect: Sequence[str],
+    batches: int,
+    iterations: int,
+    timeout: float,
+    budget: float | None = None,
+) -> Settings:
     from splitlock_probe.runner import Settings
     from splitlock_probe.scan import detector_availability, requested_detectors
 
     wanted = _choose("detector", _split(detect), DETECTOR_NAMES) if detect else DETECTOR_NAMES
-    available = detector_availability(host.cpu())
+    available = detector_availability(state)
     chosen = requested_detectors(wanted, available)
     if not chosen:
         reasons = "; ".join(f"{n}: {available[n].reason}" for n in wanted)
         raise UnsupportedHost(f"no requested detector can run here ({reasons})")
-    return Settings(chosen, batches, iterations, timeout=timeout)
+    return Settings(chosen, batches, iterations, timeout=timeout, budget=budget)
 
 
 def _measure_options(f: Any) -> Any:
@@ -196,6 +203,21 @@ def cli() -> None:
 )
 @_measure_options
 @click.option(
+    "--pace",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Space out probes predicted to split so the kernel's log ratelimit "
+    "(10 lines per 5 s) drops none; auto paces when that adds at most 30 s.",
+)
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop starting measurements after this long and report what was measured "
+    "(for hosts where each split lock costs a 10 ms penalty).",
+)
+@click.option(
     "--each-bit", is_flag=True, help="JSON: one record per bit instead of bits folded per access."
 )
 @click.option(
@@ -216,6 +238,8 @@ def scan(
     timeout: float,
     fail_on: str,
     as_json: bool,
+    pace: str,
+    budget: float | None,
     each_bit: bool,
     progress: bool | None,
 ) -> None:
@@ -226,11 +250,11 @@ def scan(
     placement across a cache line, every bit; each measured by TSC timing and
     by the alignment-check trap, and held against the model's prediction.
     """
-    from splitlock_probe import native
+    from splitlock_probe import host, native
     from splitlock_probe.layouts import Span
     from splitlock_probe.model import primitive
     from splitlock_probe.plan import PlanError, parse_bits
-    from splitlock_probe.scan import ScanRequest, execute, plan_for
+    from splitlock_probe.scan import ScanRequest, execute, plan_for, prepare
 
     layout_names = _choose("layout", _split(layouts) or list(DEFAULT_LAYOUTS), list(LAYOUTS))
     field_names = list(dict.fromkeys(_split(fields) or [DEFAULT_FIELD]))
@@ -242,7 +266,8 @@ def scan(
     except ValueError as exc:
         raise UsageError(f"--bits: {exc}") from None
     _require_probing()
-    settings = _settings(detect, batches, iterations, timeout)
+    state = host.state()
+    settings = _settings(state, detect, batches, iterations, timeout, budget)
     request = ScanRequest(
         tuple(LAYOUTS[n] for n in layout_names),
         tuple(field_names),
@@ -252,19 +277,34 @@ def scan(
         bit_list,
         settings,
         fail_on,
+        pace,
     )
     try:
         plan = plan_for(request, native.max_immediate())
     except PlanError as exc:
         raise UsageError(str(exc)) from None
+    prepared = prepare(request, plan, state)
+    cost = prepared.cost
+    if cost is not None and cost.seconds >= 1.0:
+        note = f"expected kernel-side cost: ~{cost.seconds:.0f} s"
+        if cost.penalty_s:
+            note += (
+                f"; {cost.split_measurements} measurements predicted to split, each paying "
+                "the kernel's 10 ms split-lock penalty"
+            )
+        if cost.paced:
+            note += f"; {cost.pace_reason}"
+        if budget is None:
+            note += " (--budget SECONDS caps the run)"
+        click.echo(f"splitlock-probe: {note}", err=True)
 
     show_progress = sys.stderr.isatty() if progress is None else progress
     if show_progress:
         from splitlock_probe.report.progress import run_with_progress
 
-        result = run_with_progress(request, plan, execute)
+        result = run_with_progress(prepared, execute)
     else:
-        result = execute(request, plan)
+        result = execute(prepared)
 
     if as_json:
         from splitlock_probe.report.jsondoc import dumps, scan_document
@@ -310,7 +350,7 @@ def probe(
     Example: the seed case, an 8-byte lock btsq 4 bytes before a line end:
       splitlock-probe probe --op btsq --offset 60 --bit 3
     """
-    from splitlock_probe import native
+    from splitlock_probe import host, native
     from splitlock_probe.model import Form, primitive
     from splitlock_probe.plan import PlanError
     from splitlock_probe.scan import probe_once
@@ -322,9 +362,10 @@ def probe(
     _require_probing()
     if prim.form is Form.IMM and not 0 <= bit <= native.max_immediate():
         raise UsageError(f"{prim.name} takes an immediate bit 0..{native.max_immediate()}")
-    settings = _settings(detect, batches, iterations, timeout)
+    state = host.state()
+    settings = _settings(state, detect, batches, iterations, timeout)
     try:
-        result = probe_once(prim, offset, bit, settings)
+        result = probe_once(prim, offset, bit, state, settings)
     except PlanError as exc:
         raise UsageError(str(exc)) from None
     if as_json:
@@ -337,6 +378,118 @@ def probe(
 
         render_probe(result)
     raise SystemExit(int(result.exit_status(fail_on)))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def host(as_json: bool) -> None:
+    """Say whether and how this host traps split locks, and what each detector can see.
+
+    Reads /proc/cpuinfo flags, the boot command line, the boot banner in the
+    kernel log, and the sysctls that decide the penalty. Set
+    SPLITLOCK_PROBE_ROOT to a recorded tree to inspect another host.
+    Exit 0, or 4 on a host that is not x86.
+    """
+    from splitlock_probe import host as host_state
+    from splitlock_probe.report.hostview import host_document, render_host
+    from splitlock_probe.scan import detector_availability
+
+    state = host_state.state()
+    detectors = detector_availability(state)
+    if as_json:
+        from splitlock_probe.report.jsondoc import dumps
+
+        _emit_json(dumps(host_document(state, detectors)))
+    else:
+        render_host(state, detectors)
+    raise SystemExit(int(ExitStatus.OK if state.x86 else ExitStatus.UNSUPPORTED))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    metavar="PATH",
+    help="Read a saved log instead of the live /dev/kmsg; - reads stdin.",
+)
+@click.option(
+    "-f", "--follow", is_flag=True, help="Keep reading; print each new event as it comes."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document (with --follow: one JSON line per event).",
+)
+def log(path: str | None, follow: bool, as_json: bool) -> None:
+    """Find split-lock (#AC) and bus-lock (#DB) traps in the kernel log, per process.
+
+    Reads the whole live ring buffer (/dev/kmsg) or a saved log in any
+    wrapper: kmsg records, dmesg (plain, -H, -T, -x, -r), syslog, ISO-8601
+    journal lines, or one inside another. Threads still alive get their
+    executable, command line and container, and each trap address is mapped
+    to a library and offset.
+
+    \b
+    Examples:
+      splitlock-probe log                      the live log (root, or CAP_SYSLOG)
+      journalctl -k -b -1 | splitlock-probe log --file -     the previous boot
+      splitlock-probe log --follow             stream new events; Ctrl-C ends
+
+    Exit 0; 4 when the live log cannot be read (the message says why);
+    130 when --follow is interrupted (after printing the summary).
+    """
+    from pathlib import Path
+
+    from splitlock_probe.kmsg.source import KernelLog
+    from splitlock_probe.kmsg.tally import LogTally
+    from splitlock_probe.report.logview import (
+        EVENT_SCHEMA,
+        enrich,
+        event_line,
+        log_document,
+        render_log,
+    )
+
+    reader = None if path == "-" else KernelLog(Path(path) if path else None)
+    source = "stdin" if reader is None else str(reader.path)
+    tally = LogTally(keep_events=not follow)
+    interrupted = False
+    try:
+        if reader is None:
+            lines: Any = sys.stdin
+        else:
+            lines = reader.follow() if follow else reader.read_available()
+        for raw in lines:
+            event = tally.feed_line(raw)
+            if follow and event is not None:
+                if as_json:
+                    import json
+
+                    _emit_json(json.dumps({"schema": EVENT_SCHEMA, **event.as_dict()}) + "\n")
+                else:
+                    click.echo(event_line(event))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        overwritten = 0 if reader is None else reader.overwritten
+        if reader is not None:
+            reader.close()
+    views = enrich(tally)
+    host_mode = None
+    if path is None:  # the live log: say what this host's kernel can put in it
+        from splitlock_probe import host, kernel
+
+        cpu = host.cpu()
+        host_mode = kernel.read(cpu.flags, tally.mode, host.is_x86(cpu))
+    if as_json and not follow:
+        from splitlock_probe.report.jsondoc import dumps
+
+        _emit_json(dumps(log_document(tally, views, source, overwritten, host_mode), "events"))
+    elif not as_json:
+        render_log(tally, views, source, host_mode)
+    raise SystemExit(int(ExitStatus.INTERRUPTED if interrupted else ExitStatus.OK))
 
 
 @cli.command(context_settings=CONTEXT)

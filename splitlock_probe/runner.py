@@ -2,7 +2,8 @@
 
 A worker that dies or stops answering costs the measurement it was on: that
 one is reported as crashed or timed out, a fresh worker takes the rest.
-Ctrl-C stops the run and returns what was measured, marked interrupted.
+Ctrl-C stops the run and returns what was measured, marked interrupted; so
+does a spent --budget, marked with the reason.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class Settings:
     iterations: int = 0  # 0: as many as make a batch last target_cycles
     target_cycles: int = 20_000
     timeout: float = 10.0  # seconds one measurement may take
+    pace: bool = False  # space out measurements predicted to split (the kernel log ratelimit)
+    fresh_threads: bool = False  # each measurement in a new thread: the kernel reports per task
+    budget: float | None = None  # seconds the whole run may take; None: no limit
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,14 @@ class Outcome:
     timing: dict[str, Any] | None = None
     actrap: dict[str, Any] | None = None
     failure: Failure | None = None
+    tid: int | None = None  # the thread the measurement ran in
+    usage: dict[str, Any] | None = None  # the thread's wall/CPU time, voluntary switches
+
+    @classmethod
+    def from_reply(cls, reply: dict[str, Any]) -> Outcome:
+        return cls(
+            reply.get("timing"), reply.get("actrap"), None, reply.get("tid"), reply.get("usage")
+        )
 
 
 @dataclass
@@ -63,7 +75,12 @@ class RunResult:
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     tsc_hz: float | None = None
     interrupted: bool = False
+    stopped: str | None = None  # why the run ended early: "interrupted" | "budget"
     worker_restarts: int = 0
+
+
+class _BudgetSpent(Exception):
+    """--budget ran out: stop the way Ctrl-C does, with the reason."""
 
 
 class WorkerFailure(Exception):
@@ -148,8 +165,14 @@ class _Worker:
         self._stderr.close()
 
 
+def paced(m: Measurement, settings: Settings) -> bool:
+    return settings.pace and m.primitive.predict(m.access).splits_line
+
+
 def _request(m: Measurement, settings: Settings) -> dict[str, Any]:
     return {
+        "pace": paced(m, settings),
+        "thread": settings.fresh_threads,
         "i": m.index,
         "prim": m.primitive.name,
         "ea": m.ea,
@@ -185,18 +208,26 @@ def run(
     result = RunResult()
     pending = deque(measurements)
     worker: _Worker | None = None
+    deadline = None if settings.budget is None else time.monotonic() + settings.budget
+    pace_wait = 6.0  # a paced request may wait for the Pacer's window first
     try:
         while pending:
+            if deadline is not None and time.monotonic() >= deadline:
+                result.stopped = "budget"
+                break
             if worker is None:
                 worker, result.tsc_hz = _start(env, settings.timeout)
             chunk = [pending.popleft() for _ in range(min(CHUNK, len(pending)))]
             try:
                 worker.send([_request(m, settings) for m in chunk])
                 for m in chunk:
-                    reply = worker.receive(settings.timeout)
-                    result.outcomes[m.index] = Outcome(reply.get("timing"), reply.get("actrap"))
+                    wait = settings.timeout + (pace_wait if paced(m, settings) else 0.0)
+                    reply = worker.receive(wait)
+                    result.outcomes[m.index] = Outcome.from_reply(reply)
                     if progress:
                         progress(1)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise _BudgetSpent
             except WorkerFailure as exc:
                 # The first unanswered measurement is the one that failed.
                 n = len([m for m in chunk if m.index in result.outcomes])
@@ -207,8 +238,9 @@ def run(
                 worker.close(kill=True)
                 worker = None
                 result.worker_restarts += 1
-    except KeyboardInterrupt:
-        result.interrupted = True
+    except (KeyboardInterrupt, _BudgetSpent) as exc:
+        result.stopped = "budget" if isinstance(exc, _BudgetSpent) else "interrupted"
+        result.interrupted = isinstance(exc, KeyboardInterrupt)
         if worker is not None:
             worker.close(kill=True)
             worker = None

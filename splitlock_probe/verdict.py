@@ -1,17 +1,19 @@
 """Evidence combined into one verdict per measurement, held against the model.
 
-split: timing says split (and the alignment trap does not contradict it),
-       or the kernel killed the op with its split-lock SIGBUS.
+split: the kernel saw it (a log line for the probe's thread, the SIGBUS of
+       fatal mode, or the 10 ms penalty sleep), or timing says split; unless
+       the alignment trap proves the op aligned, which contradicts them.
 clean: timing says clean, or the alignment trap proves the op aligned
-       (only misaligned accesses can split), or the op raised #GP and never ran.
-inconclusive: anything else, and every failed measurement.
+       (only misaligned accesses can split), or the op raised #GP and never
+       ran, or it ran unharmed under fatal mode.
+inconclusive: anything else, every contradiction and every failed measurement.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from splitlock_probe.detectors import actrap, timing
+from splitlock_probe.detectors import actrap, kmsg, misery, timing
 from splitlock_probe.detectors.base import Evidence
 from splitlock_probe.model import Prediction
 from splitlock_probe.runner import Outcome
@@ -29,7 +31,17 @@ class Judgement:
     measured: bool  # some detector observed the op
 
 
-def gather(outcome: Outcome, baseline: Outcome | None, tsc_hz: float | None) -> list[Evidence]:
+@dataclass(frozen=True)
+class Context:
+    """What judging a measurement needs beyond its own outcome."""
+
+    tsc_hz: float | None
+    detectors: tuple[str, ...] = (timing.NAME, actrap.NAME)
+    mode: str = "unsupported"  # the kernel's effective split-lock mode
+    log: kmsg.ScanLog | None = None
+
+
+def gather(outcome: Outcome, baseline: Outcome | None, ctx: Context) -> list[Evidence]:
     if outcome.failure:
         failure = outcome.failure
         return [
@@ -38,17 +50,25 @@ def gather(outcome: Outcome, baseline: Outcome | None, tsc_hz: float | None) -> 
     out: list[Evidence] = []
     if outcome.timing is not None:
         base = baseline.timing if baseline is not None else None
-        out.append(timing.interpret(outcome.timing, base, tsc_hz))
+        out.append(timing.interpret(outcome.timing, base, ctx.tsc_hz))
     if outcome.actrap is not None:
         out.append(actrap.interpret(outcome.actrap))
+    if kmsg.NAME in ctx.detectors:
+        out.append(kmsg.interpret(outcome.timing, outcome.tid, ctx.log, ctx.mode))
+    if misery.NAME in ctx.detectors and outcome.usage is not None:
+        out.append(misery.interpret(outcome.usage))
     return out
 
 
 def combine(evidence: list[Evidence]) -> str:
     says = {e.detector: e.says for e in evidence if e.status in ("ok", "fault")}
-    t, a = says.get(timing.NAME), says.get(actrap.NAME)
+    t, a, k = says.get(timing.NAME), says.get(actrap.NAME), says.get(kmsg.NAME)
     if "faulted" in (t, a):
         return CLEAN  # the CPU refused the op: no lock was taken
+    if SPLIT in (k, says.get(misery.NAME)):
+        return INCONCLUSIVE if a == "aligned" else SPLIT
+    if k == CLEAN:
+        return INCONCLUSIVE if t == SPLIT else CLEAN
     if t == SPLIT:
         return INCONCLUSIVE if a == "aligned" else SPLIT
     if t == CLEAN:
@@ -79,9 +99,9 @@ def agreement(verdict: str, evidence: list[Evidence], predicted: Prediction) -> 
 
 
 def judge(
-    outcome: Outcome, baseline: Outcome | None, predicted: Prediction, tsc_hz: float | None
+    outcome: Outcome, baseline: Outcome | None, predicted: Prediction, ctx: Context
 ) -> Judgement:
-    evidence = gather(outcome, baseline, tsc_hz)
+    evidence = gather(outcome, baseline, ctx)
     verdict = combine(evidence)
     measured = any(e.status in ("ok", "fault") for e in evidence)
     return Judgement(verdict, agreement(verdict, evidence, predicted), tuple(evidence), measured)

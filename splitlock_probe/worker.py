@@ -2,29 +2,71 @@
 
 Protocol (JSON lines): it first writes {"ready": true, "tsc_hz": F} (or
 {"error": "..."}), then answers each request line
-{"i", "prim", "ea", "bit", "detect", "batches", "iterations", "target"} with
-one result line {"i", "timing", "actrap"}. A crash or hang here costs the
-parent one measurement; the parent restarts the worker and goes on.
+{"i", "prim", "ea", "bit", "detect", "batches", "iterations", "target", "pace",
+"thread"} with one result line {"i", "tid", "usage", "timing", "actrap"}. A
+crash or hang here costs the parent one measurement; the parent restarts the
+worker and goes on.
 
-SPLITLOCK_PROBE_TEST_INJECT="crash:EA,hang:EA" makes the measurement at
-effective address EA crash or hang: the test hook for that isolation.
+With "thread", the measurement runs in a fresh thread named PROBE_COMM: the
+kernel reports a split lock once per task, and its log line names the thread
+id, which the result carries. (A thread costs ~0.1 ms, so only scans that
+read the kernel's per-task evidence ask for one.) `usage` is the thread's own
+wall time, CPU time and voluntary context switches (getrusage RUSAGE_THREAD:
+psutil counts per process, and this process's main thread switches once per
+measurement while it waits): the kernel's 10 ms split-lock sleeps show there.
+`pace` requests wait for the Pacer, so the kernel's log ratelimit never drops
+their lines.
+
+SPLITLOCK_PROBE_TEST_INJECT="crash:EA,hang:EA,sleep:EA,kmsg:EA" makes the
+measurement at effective address EA crash, hang, sleep 10 ms inside its
+thread the way the kernel's misery does, or append the kernel's warn line for
+its thread to <root>/dev/kmsg when that is a recorded file: test hooks for
+what this machine cannot produce.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import sys
+import threading
 import time
+from collections import deque
 from typing import Any
 
 from splitlock_probe import native
+from splitlock_probe.detectors.kmsg import PROBE_COMM
 from splitlock_probe.errors import ProbeError
 from splitlock_probe.model import primitive
+from splitlock_probe.paths import host_path
 from splitlock_probe.plan import ARENA_PAGES, PROBE_PAGE
 
 INJECT_ENV = "SPLITLOCK_PROBE_TEST_INJECT"
+
+
+class Pacer:
+    """At most `burst` paced measurements in any `interval` seconds, and `gap`
+    apart: the kernel ratelimits split-lock lines to 10 per 5 s, and after a
+    trap it leaves detection off on that core for ~2 jiffies (8 ms at HZ=250)."""
+
+    def __init__(self, burst: int = 10, interval: float = 5.5, gap: float = 0.025) -> None:
+        self.burst, self.interval, self.gap = burst, interval, gap
+        self._starts: deque[float] = deque(maxlen=burst)
+
+    def wait(self) -> float:
+        """Sleep until the next paced measurement may start; returns the seconds slept."""
+        now = time.monotonic()
+        start = now
+        if len(self._starts) == self.burst:
+            start = max(start, self._starts[0] + self.interval)
+        if self._starts:
+            start = max(start, self._starts[-1] + self.gap)
+        if start > now:
+            time.sleep(start - now)
+        self._starts.append(start)
+        return start - now
 
 
 def _fault_dict(fault: native.Fault) -> dict[str, Any]:
@@ -36,19 +78,47 @@ def _fault_dict(fault: native.Fault) -> dict[str, Any]:
     }
 
 
-def _injections() -> dict[int, str]:
-    out: dict[int, str] = {}
+def _injections() -> dict[int, frozenset[str]]:
+    out: dict[int, frozenset[str]] = {}
     for part in filter(None, os.environ.get(INJECT_ENV, "").split(",")):
         what, _, ea = part.partition(":")
-        out[int(ea)] = what
+        out[int(ea)] = out.get(int(ea), frozenset()) | {what}
     return out
 
 
-def execute(arena: native.Arena, req: dict[str, Any]) -> dict[str, Any]:
+def _name_thread() -> None:
+    try:
+        with open("/proc/thread-self/comm", "w") as comm:
+            comm.write(PROBE_COMM)
+    except OSError:
+        pass  # a name is a courtesy to whoever reads the log; the thread id is what counts
+
+
+def _append_warn_line(tid: int, ip: int) -> None:
+    """Test hook: write the kernel's warn line for this thread into a recorded log
+    (`ip` is a stand-in: attribution goes by thread id)."""
+    path = host_path("/dev/kmsg")
+    if os.environ.get("SPLITLOCK_PROBE_ROOT") and path.is_file():
+        usec = time.monotonic_ns() // 1000
+        text = f"#AC: {PROBE_COMM}/{tid} took a split_lock trap at address: {ip:#x}"
+        with path.open("a") as log:
+            log.write(f"4,0,{usec},-;x86/split lock detection: {text}\n")
+
+
+def execute(
+    arena: native.Arena, req: dict[str, Any], inject: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """One measurement, in the calling thread."""
     prim = primitive(req["prim"])
     address = arena.address(PROBE_PAGE * 4096 + req["ea"])
     bit = req["bit"]
-    result: dict[str, Any] = {"i": req["i"]}
+    tid = threading.get_native_id()
+    result: dict[str, Any] = {"i": req["i"], "tid": tid}
+    before, wall = resource.getrusage(resource.RUSAGE_THREAD), time.perf_counter()
+    if "sleep" in inject:
+        time.sleep(0.010)
+    if "kmsg" in inject:
+        _append_warn_line(tid, 0x400000 + req["ea"])
     if "timing" in req["detect"]:
         t = native.time_op(prim, address, bit, req["batches"], req["iterations"], req["target"])
         if isinstance(t, native.Fault):
@@ -66,6 +136,33 @@ def execute(arena: native.Arena, req: dict[str, Any]) -> dict[str, Any]:
             "trapped": fault is not None,
             "fault": None if fault is None else _fault_dict(fault),
         }
+    after = resource.getrusage(resource.RUSAGE_THREAD)
+    result["usage"] = {
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        "nvcsw": after.ru_nvcsw - before.ru_nvcsw,
+    }
+    return result
+
+
+def execute_in_fresh_thread(
+    arena: native.Arena, req: dict[str, Any], inject: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    box: dict[str, Any] = {}
+
+    def body() -> None:
+        _name_thread()
+        try:
+            box["result"] = execute(arena, req, inject)
+        except BaseException as exc:  # handed to the main thread, which dies of it
+            box["error"] = exc
+
+    thread = threading.Thread(target=body, name=PROBE_COMM)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    result: dict[str, Any] = box["result"]
     return result
 
 
@@ -83,14 +180,18 @@ def main() -> int:
     out.write(json.dumps({"ready": True, "tsc_hz": hz, "pid": os.getpid()}) + "\n")
     out.flush()
     inject = _injections()
+    pacer = Pacer()
     for line in sys.stdin:
         req = json.loads(line)
-        action = inject.get(req["ea"]) if not req.get("baseline") else None
-        if action == "crash":
+        actions = frozenset() if req.get("baseline") else inject.get(req["ea"], frozenset())
+        if "crash" in actions:
             os.kill(os.getpid(), signal.SIGSEGV)
-        elif action == "hang":
+        if "hang" in actions:
             time.sleep(3600)
-        out.write(json.dumps(execute(arena, req)) + "\n")
+        if req.get("pace"):
+            pacer.wait()
+        run = execute_in_fresh_thread if req.get("thread") else execute
+        out.write(json.dumps(run(arena, req, actions)) + "\n")
         out.flush()
     return 0
 

@@ -8,7 +8,7 @@ from splitlock_probe.detectors import timing
 from splitlock_probe.detectors.base import Evidence
 from splitlock_probe.model import Prediction
 from splitlock_probe.runner import Failure, Outcome
-from splitlock_probe.verdict import agreement, combine, judge
+from splitlock_probe.verdict import Context, agreement, combine, judge
 
 SPLITS = Prediction(True, False, True, False)
 INSIDE = Prediction(False, False, True, False)
@@ -33,6 +33,14 @@ def ev(detector: str, says: str, status: str = "ok") -> Evidence:
         ([ev("timing", "split", "fault")], "split"),  # the kernel's SIGBUS
         ([Evidence("worker", "failed", None)], "inconclusive"),
         ([], "inconclusive"),
+        # The kernel's own word: a log line, fatal mode's SIGBUS, the 10 ms penalty.
+        ([ev("timing", "inconclusive"), ev("kmsg", "split")], "split"),
+        ([ev("timing", "clean"), ev("kmsg", "split")], "split"),
+        ([ev("kmsg", "split"), ev("actrap", "aligned")], "inconclusive"),  # contradiction
+        ([ev("timing", "inconclusive"), ev("misery", "split")], "split"),
+        ([ev("timing", "inconclusive"), Evidence("kmsg", "ok", None)], "inconclusive"),
+        ([ev("timing", "inconclusive"), ev("kmsg", "clean")], "clean"),  # fatal mode, no SIGBUS
+        ([ev("timing", "split"), ev("kmsg", "clean")], "inconclusive"),  # contradiction
     ],
 )
 def test_combine(evidence: list[Evidence], verdict: str) -> None:
@@ -63,13 +71,13 @@ def test_judge_from_raw_outcomes() -> None:
         timing={"min_cycles": 2500.0, "median_cycles": 2600.0, "iterations": 8, "batches": 15},
         actrap={"trapped": True, "fault": {"signo": 7, "si_code": 1, "ac_armed": True, "ip": 0}},
     )
-    j = judge(split, base, SPLITS, 2.6e9)
+    j = judge(split, base, SPLITS, Context(2.6e9))
     assert (j.verdict, j.agrees, j.measured) == ("split", True, True)
     timing_ev = j.evidence[0].as_dict()
     assert timing_ev["ratio"] == pytest.approx(416.67, abs=0.01)
     assert timing_ev["min_ns"] == pytest.approx(961.54, abs=0.01)
     failed = judge(
-        Outcome(failure=Failure("crashed", "worker killed by SIGSEGV")), base, SPLITS, None
+        Outcome(failure=Failure("crashed", "worker killed by SIGSEGV")), base, SPLITS, Context(None)
     )
     assert (failed.verdict, failed.agrees, failed.measured) == ("inconclusive", None, False)
     assert failed.evidence[0].as_dict() == {

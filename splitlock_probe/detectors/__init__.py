@@ -7,12 +7,14 @@ observations into Evidence.
 
 from __future__ import annotations
 
-from splitlock_probe.detectors import actrap, timing
+from splitlock_probe.detectors import actrap, kmsg, misery, timing
 from splitlock_probe.detectors.base import Availability, Evidence
 
 DETECTORS = {
     timing.NAME: timing,
     actrap.NAME: actrap,
+    kmsg.NAME: kmsg,
+    misery.NAME: misery,
 }
 
-__all__ = ["DETECTORS", "Availability", "Evidence", "actrap", "timing"]
+__all__ = ["DETECTORS", "Availability", "Evidence", "actrap", "kmsg", "misery", "timing"]

@@ -14,13 +14,13 @@ from typing import Any
 from splitlock_probe import native
 from splitlock_probe.detectors.base import Availability, Evidence
 from splitlock_probe.detectors.signals import describe, is_alignment_trap, is_general_protection
-from splitlock_probe.host import Cpu
+from splitlock_probe.host import HostState
 
 NAME = "actrap"
 
 
-def availability(cpu: Cpu) -> Availability:
-    reason = native.unsupported_reason()
+def availability(host: HostState) -> Availability:
+    reason = native.unsupported_reason() or ("" if host.x86 else "not an x86 CPU")
     if reason:
         return Availability(False, reason)
     return Availability(True, "EFLAGS.AC alignment check (#AC -> SIGBUS BUS_ADRALN)")

@@ -17,18 +17,18 @@ from typing import Any
 from splitlock_probe import native
 from splitlock_probe.detectors.base import Availability, Evidence
 from splitlock_probe.detectors.signals import describe, is_alignment_trap, is_general_protection
-from splitlock_probe.host import Cpu
+from splitlock_probe.host import HostState
 
 NAME = "timing"
 SPLIT_RATIO = 10.0
 CLEAN_RATIO = 3.0
 
 
-def availability(cpu: Cpu) -> Availability:
-    reason = native.unsupported_reason()
+def availability(host: HostState) -> Availability:
+    reason = native.unsupported_reason() or ("" if host.x86 else "not an x86 CPU")
     if reason:
         return Availability(False, reason)
-    if cpu.flags and "constant_tsc" not in cpu.flags:
+    if host.cpu.flags and "constant_tsc" not in host.cpu.flags:
         return Availability(True, "TSC is not constant-rate: latencies in cycles may drift")
     return Availability(True, "TSC latency against an aligned baseline, measured in the same run")
 

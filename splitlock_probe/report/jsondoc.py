@@ -28,6 +28,16 @@ def host_section(result: ScanResult) -> dict[str, Any]:
     return {**result.cpu.as_dict(), "machine": platform.machine(), "tsc_hz": result.run.tsc_hz}
 
 
+def kernel_section(result: ScanResult) -> dict[str, Any]:
+    """The kernel's mode, what the scan expected to cost, and what its log said."""
+    return {
+        **result.host.kernel.as_dict(),
+        "cost": None if result.cost is None else result.cost.as_dict(),
+        "log": None if result.log is None else result.log.as_dict(),
+        "penalty_ms": result.penalty_ms(),
+    }
+
+
 def settings_section(result: ScanResult, fold: bool) -> dict[str, Any]:
     req = result.request
     return {
@@ -42,6 +52,8 @@ def settings_section(result: ScanResult, fold: bool) -> dict[str, Any]:
         "iterations": req.settings.iterations,
         "target_cycles": req.settings.target_cycles,
         "timeout_s": req.settings.timeout,
+        "pace": req.pace,
+        "budget_s": req.settings.budget,
         "fail_on": req.fail_on,
         "fold_bits": fold,
     }
@@ -102,6 +114,7 @@ def scan_document(result: ScanResult, fold: bool = True) -> dict[str, Any]:
         "host": host_section(result),
         "settings": settings_section(result, fold),
         "detectors": {k: v.as_dict() for k, v in result.detectors.items()},
+        "kernel": kernel_section(result),
         "summary": result.summary(),
         "exit_status": int(result.exit_status()),
         "baselines": baselines_section(result),

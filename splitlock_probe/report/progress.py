@@ -7,11 +7,12 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from splitlock_probe.plan import Plan
 from splitlock_probe.report.console import stderr
+from splitlock_probe.scan import ScanResult
 
 
-def run_with_progress(request: Any, plan: Plan, execute: Callable[..., Any]) -> Any:
+def run_with_progress(result: ScanResult, execute: Callable[..., Any]) -> Any:
+    plan = result.plan
     columns = (
         TextColumn("measuring"),
         BarColumn(),
@@ -21,4 +22,4 @@ def run_with_progress(request: Any, plan: Plan, execute: Callable[..., Any]) -> 
     )
     with Progress(*columns, console=stderr(), transient=True) as bar:
         task = bar.add_task("measuring", total=len(plan.measurements))
-        return execute(request, plan, lambda n: bar.advance(task, n))
+        return execute(result, lambda n: bar.advance(task, n))

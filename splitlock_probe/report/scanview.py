@@ -21,6 +21,9 @@ def header(result: ScanResult) -> Text:
     if result.run.tsc_hz:
         parts.append(f"TSC {result.run.tsc_hz / 1e9:.2f} GHz")
     text = Text("host: " + ", ".join(parts) + "\n", style="dim")
+    k = result.host.kernel
+    text.append(f"kernel: split-lock mode {k.effective_mode} ({k.mode_source})", style="dim")
+    text.append("; 10 ms penalty per trapped split lock\n" if k.misery else "\n", style="dim")
     for name, avail in result.detectors.items():
         used = name in result.request.settings.detectors
         mark = (
@@ -52,9 +55,23 @@ def footer(result: ScanResult) -> Text:
             f"{s['worker_restarts']} restarts); their probes are inconclusive.",
             style="yellow",
         )
-    if result.run.interrupted:
+    if result.log is not None:
+        log = result.log.as_dict()
+        suppressed = sum(log["suppressed"].values())
         text.append(
-            f"\ninterrupted: {s['measurements_done']:,} of {s['measurements']:,} "
+            f"\nkernel log: {log['attributed']} trap lines matched to probes"
+            f", {log['other_tasks']} from other tasks"
+            + (f", {suppressed} suppressed by the ratelimit" if suppressed else "")
+            + f"; {'paced' if log['paced'] else 'not paced'} ({log['pace_reason']}).",
+            style="yellow" if suppressed else "",
+        )
+    penalty = result.penalty_ms()
+    if penalty is not None:
+        text.append(f"\npenalty active: {penalty:g} ms per split lock.", style="bold yellow")
+    if result.run.stopped:
+        why = "interrupted" if result.run.interrupted else "--budget spent"
+        text.append(
+            f"\n{why}: {s['measurements_done']:,} of {s['measurements']:,} "
             "measurements done; this report covers those only.",
             style="bold yellow",
         )
