@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from splitlock_probe import __version__
-from splitlock_probe.detectors import DETECTORS
+from splitlock_probe.detectors import NAMES as DETECTOR_NAMES
 from splitlock_probe.errors import (
     ExitStatus,
     ProbeError,
@@ -25,7 +25,6 @@ from splitlock_probe.layouts import ALIGNS, DEFAULT_ALIGN, DEFAULT_FIELD, DEFAUL
 from splitlock_probe.model import ALIASES, PRIMITIVES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-DETECTOR_NAMES = tuple(DETECTORS)
 
 if TYPE_CHECKING:
     from splitlock_probe.host import HostState

@@ -20,6 +20,9 @@ from splitlock_probe.model import PAGE, Access, Form, Prediction, Primitive
 # of the page (up to two pages) still land in our own memory.
 ARENA_PAGES = 4
 PROBE_PAGE = 1
+# What the worker names each probe thread: the kernel prints it in its trap
+# lines, and the kmsg detector matches it with the thread id.
+PROBE_THREAD_NAME = "splitlock-probe"  # 15 bytes, the most a task name holds
 ARENA_LOW = -PROBE_PAGE * PAGE
 ARENA_HIGH = (ARENA_PAGES - PROBE_PAGE) * PAGE
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from splitlock_probe import runner
-from splitlock_probe.detectors import DETECTORS, Availability, kmsg, misery
+from splitlock_probe.detectors import Availability, kmsg, misery, registry
 from splitlock_probe.errors import ExitStatus
 from splitlock_probe.host import Cpu, HostState
 from splitlock_probe.layouts import Layout, Span
@@ -138,7 +138,7 @@ class ScanResult:
 
 
 def detector_availability(state: HostState) -> dict[str, Availability]:
-    return {name: mod.availability(state) for name, mod in DETECTORS.items()}
+    return {name: mod.availability(state) for name, mod in registry().items()}
 
 
 def for_host(settings: runner.Settings, state: HostState) -> runner.Settings:

@@ -7,7 +7,7 @@ Protocol (JSON lines): it first writes {"ready": true, "tsc_hz": F} (or
 crash or hang here costs the parent one measurement; the parent restarts the
 worker and goes on.
 
-With "thread", the measurement runs in a fresh thread named PROBE_COMM: the
+With "thread", the measurement runs in a fresh thread named PROBE_THREAD_NAME: the
 kernel reports a split lock once per task, and its log line names the thread
 id, which the result carries. (A thread costs ~0.1 ms, so only scans that
 read the kernel's per-task evidence ask for one.) `usage` is the thread's own
@@ -37,11 +37,10 @@ from collections import deque
 from typing import Any
 
 from splitlock_probe import native
-from splitlock_probe.detectors.kmsg import PROBE_COMM
 from splitlock_probe.errors import ProbeError
 from splitlock_probe.model import primitive
 from splitlock_probe.paths import host_path
-from splitlock_probe.plan import ARENA_PAGES, PROBE_PAGE
+from splitlock_probe.plan import ARENA_PAGES, PROBE_PAGE, PROBE_THREAD_NAME
 
 INJECT_ENV = "SPLITLOCK_PROBE_TEST_INJECT"
 
@@ -89,7 +88,7 @@ def _injections() -> dict[int, frozenset[str]]:
 def _name_thread() -> None:
     try:
         with open("/proc/thread-self/comm", "w") as comm:
-            comm.write(PROBE_COMM)
+            comm.write(PROBE_THREAD_NAME)
     except OSError:
         pass  # a name is a courtesy to whoever reads the log; the thread id is what counts
 
@@ -100,7 +99,7 @@ def _append_warn_line(tid: int, ip: int) -> None:
     path = host_path("/dev/kmsg")
     if os.environ.get("SPLITLOCK_PROBE_ROOT") and path.is_file():
         usec = time.monotonic_ns() // 1000
-        text = f"#AC: {PROBE_COMM}/{tid} took a split_lock trap at address: {ip:#x}"
+        text = f"#AC: {PROBE_THREAD_NAME}/{tid} took a split_lock trap at address: {ip:#x}"
         with path.open("a") as log:
             log.write(f"4,0,{usec},-;x86/split lock detection: {text}\n")
 
@@ -157,7 +156,7 @@ def execute_in_fresh_thread(
         except BaseException as exc:  # handed to the main thread, which dies of it
             box["error"] = exc
 
-    thread = threading.Thread(target=body, name=PROBE_COMM)
+    thread = threading.Thread(target=body, name=PROBE_THREAD_NAME)
     thread.start()
     thread.join()
     if "error" in box:

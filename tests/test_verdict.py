@@ -87,3 +87,9 @@ def test_judge_from_raw_outcomes() -> None:
         "failure": "crashed",
         "detail": "worker killed by SIGSEGV",
     }
+
+
+def test_every_detector_name_has_a_module_with_the_same_name() -> None:
+    from splitlock_probe.detectors import NAMES, registry
+
+    assert [mod.NAME for mod in registry().values()] == list(NAMES)

@@ -24,9 +24,9 @@ from splitlock_probe.host import HostState
 from splitlock_probe.kernel import FATAL, OFF, RATELIMIT, UNSUPPORTED, WARN
 from splitlock_probe.kmsg.messages import TrapEvent
 from splitlock_probe.kmsg.tally import LogTally
+from splitlock_probe.plan import PROBE_THREAD_NAME
 
 NAME = "kmsg"
-PROBE_COMM = "splitlock-probe"  # what the worker names its probe threads
 
 
 def availability(host: HostState) -> Availability:
@@ -66,7 +66,7 @@ class ScanLog:
         """File each trap line under the probe thread it names; others stay in the tally."""
         wanted = set(tids)
         for event in self.tally.events:
-            if event.pid in wanted and event.comm == PROBE_COMM:
+            if event.pid in wanted and event.comm == PROBE_THREAD_NAME:
                 self.ours.setdefault(event.pid, []).append(event)
 
     @property
