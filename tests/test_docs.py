@@ -51,3 +51,16 @@ def test_every_command_is_documented() -> None:
     usage = (REPO / "docs" / "usage.md").read_text()
     for name in cli.commands:
         assert f"## `{name}`" in usage, name
+
+
+def test_host_example(run_cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(REPO)  # the example records a relative root
+    monkeypatch.setenv("SPLITLOCK_PROBE_ROOT", "tests/data/hosts/intel-adl-client-warn")
+    doc = cli_json(run_cli("host", "--json"))
+    assert doc == json.loads((EXAMPLES / "host.json").read_text())
+
+
+def test_log_example(run_cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(REPO)
+    doc = cli_json(run_cli("log", "--file", "tests/data/kmsg/kmsg-raw.txt", "--json"))
+    assert doc == json.loads((EXAMPLES / "log.json").read_text())

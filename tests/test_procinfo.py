@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -23,13 +24,20 @@ def sleeper():  # type: ignore[no-untyped-def]
 
 
 def libc_address(pid: int) -> tuple[int, str, int]:
-    """An address inside the child's executable libc mapping, its path and file offset."""
-    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 6 and "x" in parts[1] and "libc" in Path(parts[5]).name:
-            lo = int(parts[0].split("-")[0], 16)
-            return lo + 0x40, parts[5], int(parts[2], 16) + 0x40
-    pytest.skip("no libc mapping in the child")
+    """An address inside the child's executable libc mapping, its path and file offset.
+
+    Polls: right after fork the child is still Python, not yet `sleep` with libc mapped.
+    """
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep":
+            for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 6 and "x" in parts[1] and "libc" in Path(parts[5]).name:
+                    lo = int(parts[0].split("-")[0], 16)
+                    return lo + 0x40, parts[5], int(parts[2], 16) + 0x40
+        time.sleep(0.01)
+    pytest.fail("the child never mapped an executable libc")
 
 
 def test_a_live_thread_is_named_and_its_trap_mapped(run_cli, sleeper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -52,6 +60,7 @@ def test_a_live_thread_is_named_and_its_trap_mapped(run_cli, sleeper, tmp_path: 
 
 
 def test_a_reused_thread_id_counts_as_gone(run_cli, sleeper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    libc_address(sleeper.pid)  # wait until it is `sleep`
     log = tmp_path / "kern.log"
     log.write_text(
         f"[  1.0] x86/split lock detection: #AC: someone else/{sleeper.pid} took a split_lock "

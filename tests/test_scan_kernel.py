@@ -20,6 +20,7 @@ import pytest
 from splitlock_probe.detectors import kmsg
 from splitlock_probe.kmsg.messages import TrapEvent
 from splitlock_probe.paths import ROOT_ENV
+from splitlock_probe.plan import PROBE_THREAD_NAME
 from splitlock_probe.worker import INJECT_ENV, Pacer
 from tests.conftest import DATA, cli_json
 
@@ -127,9 +128,9 @@ def test_attribution_needs_the_thread_id_and_the_probe_name() -> None:
     def line(comm: str, pid: int) -> TrapEvent:
         return TrapEvent("split_lock", comm, pid, 0x1, False, "took", None, None)
 
-    log.tally.add(line(kmsg.PROBE_COMM, 100))
+    log.tally.add(line(PROBE_THREAD_NAME, 100))
     log.tally.add(line("other task", 200))  # a probe's thread id, reused by another task
-    log.tally.add(line(kmsg.PROBE_COMM, 300))  # not a thread of this scan
+    log.tally.add(line(PROBE_THREAD_NAME, 300))  # not a thread of this scan
     log.attribute([100, 200])
     assert list(log.ours) == [100]
     assert log.others == 2
