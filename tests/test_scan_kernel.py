@@ -178,3 +178,10 @@ def test_cost_decides_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cost_of(small, state, settings, "never").paced is False
     no_log = Settings(("timing",))
     assert cost_of(small, state, no_log, "always").paced is False
+
+
+def test_probe_tells_people_what_the_kernel_said(run_cli, warn_host, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(INJECT_ENV, f"kmsg:{SPLIT_EA},sleep:{SPLIT_EA}")
+    out = run_cli("probe", "--op", "btsq", "--offset", str(SPLIT_EA)).stdout
+    assert f"{PROBE_THREAD_NAME}/" in out and "took a split_lock trap" in out
+    assert "voluntary switches" in out and "-> split" in out

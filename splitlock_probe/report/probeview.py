@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
+from splitlock_probe.detectors.base import Evidence
 from splitlock_probe.report.console import stdout
 from splitlock_probe.scan import SingleProbe
 
@@ -40,6 +41,19 @@ def probe_document(result: SingleProbe, fail_on: str) -> dict[str, Any]:
         "agrees": None if j is None else j.agrees,
         "exit_status": int(result.exit_status(fail_on)),
     }
+
+
+def _kernel_line(e: Evidence) -> str:
+    d = e.data
+    if d.get("lines"):
+        first = d["lines"][0]
+        return (
+            f"log: {first['comm']}/{first['pid']} took a {first['kind']} trap at "
+            f"{first['ip']} -> {e.says}"
+        )
+    if d.get("source", "").startswith("SIGBUS") or "no SIGBUS" in d.get("source", ""):
+        return f"{d['source']} -> {e.says}"
+    return str(d.get("note", f"{e.status}: {e.says}"))
 
 
 def render_probe(result: SingleProbe) -> None:
@@ -79,6 +93,15 @@ def render_probe(result: SingleProbe) -> None:
                 else "no trap"
             )
             t.add_row("AC trap", f"{trap} -> {e.says}")
+        elif e.detector == "kmsg":
+            t.add_row("kernel", _kernel_line(e))
+        elif e.detector == "misery":
+            d = e.data
+            seen = f"{d['off_cpu_ms']:g} ms off-CPU, {d['voluntary_switches']} voluntary switches"
+            verdict = (
+                f" ({d['sleep_ms_each']:g} ms each) -> split" if e.says else " -> no penalty seen"
+            )
+            t.add_row("penalty", seen + verdict)
         else:
             t.add_row(e.detector, f"{e.status}: {e.says} {e.data}")
     if j is None:
