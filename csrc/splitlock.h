@@ -106,4 +106,41 @@ struct slp_field_info {
 };
 size_t slp_layout_fields(const struct slp_field_info **fields);
 
+/* Hardware and software event counters (perf_event_open), on any Linux.
+ * An event is what perf_event_attr needs: the PMU's type (PERF_TYPE_RAW, 4,
+ * for the core PMU; /sys/bus/event_source/devices/<pmu>/type for others)
+ * and its config words. Counters open disabled, read as a group with the
+ * enabled and running times (scale a multiplexed count by their ratio). */
+#define SLP_PERF_MAX_GROUP 8
+#define SLP_PERF_ENABLE 0
+#define SLP_PERF_DISABLE 1
+#define SLP_PERF_RESET 2
+
+struct slp_perf_event {
+    uint32_t type;
+    uint64_t config;
+    uint64_t config1;
+    uint64_t config2;
+    int exclude_kernel;  /* needed where perf_event_paranoid >= 2 */
+    int exclude_hv;
+    int inherit;         /* count threads and children created later too */
+};
+
+struct slp_perf_values {
+    uint64_t nr;
+    uint64_t time_enabled;  /* ns */
+    uint64_t time_running;  /* ns; < time_enabled when multiplexed */
+    uint64_t values[SLP_PERF_MAX_GROUP];
+};
+
+/* Open one counter: pid 0 and cpu -1 count the calling thread anywhere;
+ * pid -1 and cpu N count everything on CPU N. group_fd -1 starts a group.
+ * SLP_ESYS with errno as perf_event_open(2) left it. */
+int slp_perf_open(const struct slp_perf_event *event, int pid, int cpu, int group_fd, int *fd);
+/* SLP_PERF_ENABLE, SLP_PERF_DISABLE or SLP_PERF_RESET on fd (its whole group with `group`). */
+int slp_perf_ctl(int fd, int what, int group);
+/* Read the group led by leader_fd. */
+int slp_perf_read(int leader_fd, struct slp_perf_values *values);
+int slp_perf_close(int fd);
+
 #endif /* SPLITLOCK_H */

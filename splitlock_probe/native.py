@@ -51,7 +51,8 @@ class NativeError(ProbeError):
 
 
 @cache
-def _load() -> tuple[Any, Any]:
+def _load_core() -> tuple[Any, Any]:
+    """The core on any Linux machine (the perf counters need no x86)."""
     try:
         from splitlock_probe._core import ffi, lib  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
@@ -59,6 +60,13 @@ def _load() -> tuple[Any, Any]:
             f"the compiled core is missing ({exc}); reinstall with `pip install .` "
             "or `make install`"
         ) from exc
+    return ffi, lib
+
+
+@cache
+def _load() -> tuple[Any, Any]:
+    """The core where it can probe: x86-64 only."""
+    ffi, lib = _load_core()
     if not lib.SLP_HAS_X86_64:
         raise UnsupportedHost(
             f"this is not an x86-64 machine ({os.uname().machine}): "
@@ -217,3 +225,90 @@ def compiled_layout_fields() -> list[tuple[str, str, int, int]]:
         )
         for i in range(n)
     ]
+
+
+class PerfOpenError(ProbeError):
+    """perf_event_open or a counter operation failed; errno says why."""
+
+    def __init__(self, what: str, err: int) -> None:
+        super().__init__(f"{what}: {os.strerror(err)}")
+        self.errno = err
+
+
+@dataclass(frozen=True)
+class PerfValues:
+    values: tuple[int, ...]
+    time_enabled: int  # ns
+    time_running: int  # ns
+
+
+def perf_open(
+    type_: int,
+    config: int,
+    config1: int = 0,
+    config2: int = 0,
+    pid: int = 0,
+    cpu: int = -1,
+    group_fd: int = -1,
+    exclude_kernel: bool = True,
+    inherit: bool = False,
+) -> int:
+    """A counter's file descriptor (opened disabled when it leads a group)."""
+    ffi, lib = _load_core()
+    event = ffi.new("struct slp_perf_event *")
+    event.type = type_
+    event.config = config
+    event.config1 = config1
+    event.config2 = config2
+    event.exclude_kernel = int(exclude_kernel)
+    event.exclude_hv = 1
+    event.inherit = int(inherit)
+    fd = ffi.new("int *")
+    status = lib.slp_perf_open(event, pid, cpu, group_fd, fd)
+    if status == lib.SLP_ESYS:
+        raise PerfOpenError("perf_event_open", ffi.errno)
+    _check_core(status, "perf_event_open")
+    return int(fd[0])
+
+
+def perf_ctl(fd: int, what: str, group: bool = True) -> None:
+    """what: "enable", "disable" or "reset"."""
+    ffi, lib = _load_core()
+    code = {"enable": lib.SLP_PERF_ENABLE, "disable": lib.SLP_PERF_DISABLE}.get(
+        what, lib.SLP_PERF_RESET
+    )
+    status = lib.slp_perf_ctl(fd, code, int(group))
+    if status == lib.SLP_ESYS:
+        raise PerfOpenError(f"perf {what}", ffi.errno)
+    _check_core(status, f"perf {what}")
+
+
+def perf_read(leader_fd: int) -> PerfValues:
+    ffi, lib = _load_core()
+    out = ffi.new("struct slp_perf_values *")
+    status = lib.slp_perf_read(leader_fd, out)
+    if status == lib.SLP_ESYS:
+        raise PerfOpenError("reading counters", ffi.errno)
+    _check_core(status, "reading counters")
+    n = int(out.nr)
+    return PerfValues(
+        tuple(int(out.values[i]) for i in range(n)), int(out.time_enabled), int(out.time_running)
+    )
+
+
+def perf_close(fd: int) -> None:
+    _, lib = _load_core()
+    lib.slp_perf_close(fd)
+
+
+def perf_max_group() -> int:
+    return int(_load_core()[1].SLP_PERF_MAX_GROUP)
+
+
+def _check_core(status: int, what: str) -> None:
+    _, lib = _load_core()
+    if status == lib.SLP_OK:
+        return
+    if status == lib.SLP_EUNSUPPORTED:
+        raise UnsupportedHost(f"{what}: perf_event_open needs Linux")
+    raise NativeError(f"{what}: status {status}")
