@@ -73,7 +73,22 @@ def _settings(
     if not chosen:
         reasons = "; ".join(f"{n}: {available[n].reason}" for n in wanted)
         raise UnsupportedHost(f"no requested detector can run here ({reasons})")
-    return Settings(chosen, batches, iterations, timeout=timeout, budget=budget)
+    counters = tuple(c.as_dict() for c in state.pmu.counters) if "perf" in chosen else ()
+    return Settings(
+        chosen, batches, iterations, timeout=timeout, budget=budget, perf_counters=counters
+    )
+
+
+_event_option = click.option(
+    "--event",
+    "events",
+    multiple=True,
+    metavar="SPEC",
+    help="Hardware counter for the perf detector, instead of the one known for this CPU: "
+    "a raw code (r10f4), sysfs terms (cpu/event=0xf4,umask=0x10/) or a name "
+    "(sq_misc.split_lock, ls_locks.bus_lock); perf's software events (task-clock) "
+    "count anywhere, for checking. Repeatable, or comma separated.",
+)
 
 
 def _measure_options(f: Any) -> Any:
@@ -86,6 +101,7 @@ def _measure_options(f: Any) -> Any:
                 help=f"Detectors to use: {', '.join(DETECTOR_NAMES)}. "
                 "[default: every one available]",
             ),
+            _event_option,
             click.option(
                 "--batches",
                 type=click.IntRange(1, 256),
@@ -232,6 +248,7 @@ def scan(
     align: str,
     span: str,
     detect: tuple[str, ...],
+    events: tuple[str, ...],
     batches: int,
     iterations: int,
     timeout: float,
@@ -265,7 +282,7 @@ def scan(
     except ValueError as exc:
         raise UsageError(f"--bits: {exc}") from None
     _require_probing()
-    state = host.state()
+    state = host.state(events)
     settings = _settings(state, detect, batches, iterations, timeout, budget)
     request = ScanRequest(
         tuple(LAYOUTS[n] for n in layout_names),
@@ -337,6 +354,7 @@ def probe(
     offset: int,
     bit: int,
     detect: tuple[str, ...],
+    events: tuple[str, ...],
     batches: int,
     iterations: int,
     timeout: float,
@@ -361,7 +379,7 @@ def probe(
     _require_probing()
     if prim.form is Form.IMM and not 0 <= bit <= native.max_immediate():
         raise UsageError(f"{prim.name} takes an immediate bit 0..{native.max_immediate()}")
-    state = host.state()
+    state = host.state(events)
     settings = _settings(state, detect, batches, iterations, timeout)
     try:
         result = probe_once(prim, offset, bit, state, settings)
@@ -380,12 +398,15 @@ def probe(
 
 
 @cli.command(context_settings=CONTEXT)
+@_event_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def host(as_json: bool) -> None:
+def host(events: tuple[str, ...], as_json: bool) -> None:
     """Say whether and how this host traps split locks, and what each detector can see.
 
     Reads /proc/cpuinfo flags, the boot command line, the boot banner in the
-    kernel log, and the sysctls that decide the penalty. Set
+    kernel log, the sysctls that decide the penalty, and the PMUs in sysfs
+    with the split-lock or bus-lock event of this CPU (--event checks your
+    own). Set
     SPLITLOCK_PROBE_ROOT to a recorded tree to inspect another host.
     Exit 0, or 4 on a host that is not x86.
     """
@@ -393,7 +414,7 @@ def host(as_json: bool) -> None:
     from splitlock_probe.report.hostview import host_document, render_host
     from splitlock_probe.scan import detector_availability
 
-    state = host_state.state()
+    state = host_state.state(events)
     detectors = detector_availability(state)
     if as_json:
         from splitlock_probe.report.jsondoc import dumps

@@ -4,11 +4,15 @@ and whether its log can be read; all read through paths.root()."""
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from splitlock_probe import kernel
 from splitlock_probe.paths import read_text
+
+if TYPE_CHECKING:
+    from splitlock_probe.perf.state import PmuState
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class HostState:
     kernel: kernel.KernelState
     log_readable: bool
     log_reason: str  # why the live log can or cannot be read
+    pmu: PmuState
 
     @property
     def x86(self) -> bool:
@@ -95,10 +100,12 @@ def is_x86(c: Cpu) -> bool:
     return machine().lower() in X86_MACHINES
 
 
-def state() -> HostState:
-    """Everything the detectors need to know about this host."""
+def state(events: Sequence[str] | None = None) -> HostState:
+    """Everything the detectors need to know about this host. `events`: the
+    user's --event specs for the hardware counters (UsageError if one is bad)."""
     from splitlock_probe.kmsg import source
     from splitlock_probe.kmsg.tally import LogTally
+    from splitlock_probe.perf.state import pmu_state
 
     c = cpu()
     banner_mode: str | None = None
@@ -110,4 +117,5 @@ def state() -> HostState:
         readable, reason = True, f"{log.path} is readable"
     except source.KernelLogUnreadable as exc:
         readable, reason = False, str(exc)
-    return HostState(c, kernel.read(c.flags, banner_mode, is_x86(c)), readable, reason)
+    k = kernel.read(c.flags, banner_mode, is_x86(c))
+    return HostState(c, k, readable, reason, pmu_state(c, k.perf_event_paranoid, events))

@@ -39,6 +39,7 @@ class Settings:
     timeout: float = 10.0  # seconds one measurement may take
     pace: bool = False  # space out measurements predicted to split (the kernel log ratelimit)
     fresh_threads: bool = False  # each measurement in a new thread: the kernel reports per task
+    perf_counters: tuple[dict[str, Any], ...] = ()  # perf.resolve.Counter.as_dict() each
     budget: float | None = None  # seconds the whole run may take; None: no limit
 
 
@@ -62,11 +63,17 @@ class Outcome:
     failure: Failure | None = None
     tid: int | None = None  # the thread the measurement ran in
     usage: dict[str, Any] | None = None  # the thread's wall/CPU time, voluntary switches
+    perf: dict[str, Any] | None = None  # counter readings around the timed op
 
     @classmethod
     def from_reply(cls, reply: dict[str, Any]) -> Outcome:
         return cls(
-            reply.get("timing"), reply.get("actrap"), None, reply.get("tid"), reply.get("usage")
+            reply.get("timing"),
+            reply.get("actrap"),
+            None,
+            reply.get("tid"),
+            reply.get("usage"),
+            reply.get("perf"),
         )
 
 
@@ -173,6 +180,7 @@ def _request(m: Measurement, settings: Settings) -> dict[str, Any]:
     return {
         "pace": paced(m, settings),
         "thread": settings.fresh_threads,
+        "perf": list(settings.perf_counters) if "perf" in settings.detectors else [],
         "i": m.index,
         "prim": m.primitive.name,
         "ea": m.ea,

@@ -1,11 +1,13 @@
 """Evidence combined into one verdict per measurement, held against the model.
 
 split: the kernel saw it (a log line for the probe's thread, the SIGBUS of
-       fatal mode, or the 10 ms penalty sleep), or timing says split; unless
-       the alignment trap proves the op aligned, which contradicts them.
-clean: timing says clean, or the alignment trap proves the op aligned
-       (only misaligned accesses can split), or the op raised #GP and never
-       ran, or it ran unharmed under fatal mode.
+       fatal mode, or the 10 ms penalty sleep), or a hardware counter counted
+       it, or timing says split; unless the alignment trap proves the op
+       aligned, which contradicts them.
+clean: a hardware counter counted none, or timing says clean, or the
+       alignment trap proves the op aligned (only misaligned accesses can
+       split), or the op raised #GP and never ran, or it ran unharmed under
+       fatal mode.
 inconclusive: anything else, every contradiction and every failed measurement.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from splitlock_probe.detectors import actrap, kmsg, misery, timing
+from splitlock_probe.detectors import actrap, kmsg, misery, perf, timing
 from splitlock_probe.detectors.base import Evidence
 from splitlock_probe.model import Prediction
 from splitlock_probe.runner import Outcome
@@ -57,17 +59,23 @@ def gather(outcome: Outcome, baseline: Outcome | None, ctx: Context) -> list[Evi
         out.append(kmsg.interpret(outcome.timing, outcome.tid, ctx.log, ctx.mode))
     if misery.NAME in ctx.detectors and outcome.usage is not None:
         out.append(misery.interpret(outcome.usage))
+    if perf.NAME in ctx.detectors and outcome.perf is not None:
+        out.append(perf.interpret(outcome.perf))
     return out
 
 
 def combine(evidence: list[Evidence]) -> str:
     says = {e.detector: e.says for e in evidence if e.status in ("ok", "fault")}
-    t, a, k = says.get(timing.NAME), says.get(actrap.NAME), says.get(kmsg.NAME)
+    t, a = says.get(timing.NAME), says.get(actrap.NAME)
     if "faulted" in (t, a):
         return CLEAN  # the CPU refused the op: no lock was taken
-    if SPLIT in (k, says.get(misery.NAME)):
+    # The kernel's and the hardware's word: a trap, a penalty, a count.
+    authority = [says.get(n) for n in (kmsg.NAME, misery.NAME, perf.NAME)]
+    if SPLIT in authority and CLEAN in authority:
+        return INCONCLUSIVE
+    if SPLIT in authority:
         return INCONCLUSIVE if a == "aligned" else SPLIT
-    if k == CLEAN:
+    if CLEAN in authority:
         return INCONCLUSIVE if t == SPLIT else CLEAN
     if t == SPLIT:
         return INCONCLUSIVE if a == "aligned" else SPLIT

@@ -77,6 +77,17 @@ def _fault_dict(fault: native.Fault) -> dict[str, Any]:
     }
 
 
+def _timing_dict(t: native.Timing | native.Fault) -> dict[str, Any]:
+    if isinstance(t, native.Fault):
+        return {"fault": _fault_dict(t)}
+    return {
+        "min_cycles": t.min_cycles,
+        "median_cycles": t.median_cycles,
+        "iterations": t.iterations,
+        "batches": t.batches,
+    }
+
+
 def _injections() -> dict[int, frozenset[str]]:
     out: dict[int, frozenset[str]] = {}
     for part in filter(None, os.environ.get(INJECT_ENV, "").split(",")):
@@ -104,6 +115,42 @@ def _append_warn_line(tid: int, ip: int) -> None:
             log.write(f"4,0,{usec},-;x86/split lock detection: {text}\n")
 
 
+def _open_counters(specs: list[dict[str, Any]]) -> tuple[list[Any], str | None]:
+    """One counter group per PMU for the calling thread, or why they did not open."""
+    from splitlock_probe.perf.counters import CounterGroup, by_pmu
+    from splitlock_probe.perf.resolve import Counter
+    from splitlock_probe.perf.state import explain
+
+    groups: list[CounterGroup] = []
+    try:
+        for members in by_pmu([Counter.from_dict(d) for d in specs]):
+            groups.append(CounterGroup(members))
+    except native.PerfOpenError as exc:
+        for g in groups:
+            g.close()
+        return [], explain(exc.errno, None)
+    return groups, None
+
+
+def _perf_result(groups: list[Any]) -> dict[str, Any]:
+    """Counts by event name (summed over PMUs: a raw event opens on each core type)."""
+    counts: dict[str, int | None] = {}
+    kinds: dict[str, str] = {}
+    running, scaled = [], False
+    for g in groups:
+        reading = g.read()
+        running.append(reading.running_ns)
+        scaled |= reading.scaled
+        for c in g.counters:
+            value = reading.counts[c.name]
+            kinds[c.name] = c.kind
+            if value is None:
+                counts.setdefault(c.name, None)
+            else:
+                counts[c.name] = (counts.get(c.name) or 0) + value
+    return {"counts": counts, "kinds": kinds, "running_ns": min(running), "scaled": scaled}
+
+
 def execute(
     arena: native.Arena, req: dict[str, Any], inject: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
@@ -118,17 +165,25 @@ def execute(
         time.sleep(0.010)
     if "kmsg" in inject:
         _append_warn_line(tid, 0x400000 + req["ea"])
-    if "timing" in req["detect"]:
-        t = native.time_op(prim, address, bit, req["batches"], req["iterations"], req["target"])
-        if isinstance(t, native.Fault):
-            result["timing"] = {"fault": _fault_dict(t)}
-        else:
-            result["timing"] = {
-                "min_cycles": t.min_cycles,
-                "median_cycles": t.median_cycles,
-                "iterations": t.iterations,
-                "batches": t.batches,
-            }
+    groups: list[Any] = []
+    if req.get("perf"):
+        groups, error = _open_counters(req["perf"])
+        if error:
+            result["perf"] = {"error": error}
+    try:
+        for g in groups:
+            g.enable()
+        if "timing" in req["detect"] or groups:  # the counters count the timed op
+            t = native.time_op(prim, address, bit, req["batches"], req["iterations"], req["target"])
+            for g in groups:
+                g.disable()
+            if groups:
+                result["perf"] = _perf_result(groups)
+            if "timing" in req["detect"]:
+                result["timing"] = _timing_dict(t)
+    finally:
+        for g in groups:
+            g.close()
     if "actrap" in req["detect"]:
         fault = native.trap(prim, address, bit)
         result["actrap"] = {

@@ -94,7 +94,7 @@ def test_host_json(tree: str, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
     doc = cli_json(result)
     assert doc["schema"] == "splitlock-probe/host/v1"
     assert doc["kernel"]["effective_mode"] == TREES[tree][0]
-    assert set(doc["detectors"]) == {"timing", "actrap", "kmsg", "misery"}
+    assert set(doc["detectors"]) == {"timing", "actrap", "kmsg", "misery", "perf"}
     assert all(isinstance(d["reason"], str) and d["reason"] for d in doc["detectors"].values())
     assert result.exit_code == (4 if tree.startswith("arm64") else 0)
     human = run_cli("host")

@@ -13,7 +13,7 @@ from types import ModuleType
 
 from splitlock_probe.detectors.base import Availability, Evidence
 
-NAMES = ("timing", "actrap", "kmsg", "misery")
+NAMES = ("timing", "actrap", "kmsg", "misery", "perf")
 
 
 def registry() -> dict[str, ModuleType]:

@@ -24,6 +24,7 @@ def host_document(state: HostState, detectors: dict[str, Availability]) -> dict[
         "flags": {AC_FLAG: AC_FLAG in state.cpu.flags, DB_FLAG: DB_FLAG in state.cpu.flags},
         "kernel": {**state.kernel.as_dict(), "penalty": state.kernel.misery},
         "log": {"readable": state.log_readable, "reason": state.log_reason},
+        "pmu": state.pmu.as_dict(),
         "detectors": {name: a.as_dict() for name, a in detectors.items()},
     }
 
@@ -74,6 +75,11 @@ def render_host(state: HostState, detectors: dict[str, Availability]) -> None:
     t.add_row("penalty", "10 ms per trapped split lock" if k.misery else "none")
     t.add_row("perf_event_paranoid", _yes(k.perf_event_paranoid))
     t.add_row("kernel log", state.log_reason)
+    pmu = state.pmu
+    events = ", ".join(f"{c.name} on {c.pmu} ({c.config:#x})" for c in pmu.counters) or "none"
+    t.add_row("counters", f"{events}; {'usable' if pmu.available else 'unusable'}: {pmu.reason}")
+    for note in pmu.notes:
+        t.add_row("", Text(note, style="yellow"))
     console = stdout()
     console.print(t)
     d = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="detectors", title_justify="left")

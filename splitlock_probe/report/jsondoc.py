@@ -53,6 +53,9 @@ def settings_section(result: ScanResult, fold: bool) -> dict[str, Any]:
         "target_cycles": req.settings.target_cycles,
         "timeout_s": req.settings.timeout,
         "pace": req.pace,
+        "perf_events": [
+            {k: c[k] for k in ("name", "kind", "pmu", "config")} for c in req.settings.perf_counters
+        ],
         "budget_s": req.settings.budget,
         "fail_on": req.fail_on,
         "fold_bits": fold,
