@@ -7,8 +7,8 @@ stays fast and `--json` never touches table code.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -24,6 +24,7 @@ from splitlock_probe.errors import (
 from splitlock_probe.layouts import ALIGNS, DEFAULT_ALIGN, DEFAULT_FIELD, DEFAULT_LAYOUTS, LAYOUTS
 from splitlock_probe.model import ALIASES, PRIMITIVES
 
+F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 if TYPE_CHECKING:
@@ -63,12 +64,14 @@ def _settings(
     iterations: int,
     timeout: float,
     budget: float | None = None,
+    required: Sequence[str] = (),
 ) -> Settings:
     from splitlock_probe.runner import Settings
     from splitlock_probe.scan import detector_availability, requested_detectors
 
     wanted = _choose("detector", _split(detect), DETECTOR_NAMES) if detect else DETECTOR_NAMES
     available = detector_availability(state)
+    _require(required, available)
     chosen = requested_detectors(wanted, available)
     if not chosen:
         reasons = "; ".join(f"{n}: {available[n].reason}" for n in wanted)
@@ -130,11 +133,70 @@ def _measure_options(f: Any) -> Any:
                 show_default=True,
                 help="Exit 1 when a probe splits (the CI gate).",
             ),
-            click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
+            click.option(
+                "--require-detector",
+                "required",
+                multiple=True,
+                metavar="NAME[,NAME]",
+                help="Exit 4 unless these detectors can run here (e.g. kmsg on a CI runner "
+                "that must be bare metal with split-lock detection).",
+            ),
         ]
     ):
         f = option(f)
     return f
+
+
+def _output_options(junit: bool = False) -> Callable[[F], F]:
+    """--json, --output, --export-svg, --export-html (and --junit) for a command."""
+
+    def decorate(f: F) -> F:
+        options = [
+            click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
+            click.option(
+                "-o",
+                "--output",
+                metavar="FILE",
+                help="Write the report (text, or JSON with --json) to FILE instead of stdout, "
+                "atomically.",
+            ),
+            click.option(
+                "--export-svg", metavar="FILE", help="Also write the tables as an SVG picture."
+            ),
+            click.option(
+                "--export-html", metavar="FILE", help="Also write the tables as an HTML page."
+            ),
+        ]
+        if junit:
+            options.append(
+                click.option(
+                    "--junit",
+                    metavar="FILE",
+                    help="Also write JUnit XML: a test case per struct x field x op x placement.",
+                )
+            )
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def _targets(kw: dict[str, Any]) -> Any:
+    from splitlock_probe.report.outputs import targets
+
+    return targets(
+        kw["as_json"], kw["output"], kw.get("junit"), kw["export_svg"], kw["export_html"]
+    )
+
+
+def _require(required: Sequence[str], available: dict[str, Any]) -> None:
+    """--require-detector: exit 4, with the reasons, unless each can run here."""
+    names = _choose("detector", _split(required), DETECTOR_NAMES)
+    missing = [n for n in names if not available[n].available]
+    if missing:
+        reasons = "; ".join(f"{n}: {available[n].reason}" for n in missing)
+        raise UnsupportedHost(f"a required detector cannot run here ({reasons})")
 
 
 class _Cli(click.Group):
@@ -217,6 +279,7 @@ def cli() -> None:
     help="line: every aligned placement across one cache line; page: every one in a page.",
 )
 @_measure_options
+@_output_options(junit=True)
 @click.option(
     "--pace",
     type=click.Choice(["auto", "always", "never"]),
@@ -253,11 +316,12 @@ def scan(
     iterations: int,
     timeout: float,
     fail_on: str,
-    as_json: bool,
+    required: tuple[str, ...],
     pace: str,
     budget: float | None,
     each_bit: bool,
     progress: bool | None,
+    **outputs: Any,
 ) -> None:
     """Probe struct placements with locked ops and report which split a cache line.
 
@@ -281,9 +345,10 @@ def scan(
         bit_list = tuple(parse_bits(bits)) if bits is not None else None
     except ValueError as exc:
         raise UsageError(f"--bits: {exc}") from None
+    wanted = _targets(outputs)
     _require_probing()
     state = host.state(events)
-    settings = _settings(state, detect, batches, iterations, timeout, budget)
+    settings = _settings(state, detect, batches, iterations, timeout, budget, required)
     request = ScanRequest(
         tuple(LAYOUTS[n] for n in layout_names),
         tuple(field_names),
@@ -322,14 +387,10 @@ def scan(
     else:
         result = execute(prepared)
 
-    if as_json:
-        from splitlock_probe.report.jsondoc import dumps, scan_document
+    from splitlock_probe.report.outputs import emit
+    from splitlock_probe.report.reports import ScanReport
 
-        _emit_json(dumps(scan_document(result, fold=not each_bit)))
-    else:
-        from splitlock_probe.report.scanview import render_scan
-
-        render_scan(result)
+    emit(ScanReport(result, fold=not each_bit), wanted)
     raise SystemExit(int(result.exit_status()))
 
 
@@ -349,6 +410,7 @@ def scan(
 )
 @click.option("--bit", type=int, default=0, show_default=True, help="Bit offset (bt* ops).")
 @_measure_options
+@_output_options()
 def probe(
     op: str,
     offset: int,
@@ -359,7 +421,8 @@ def probe(
     iterations: int,
     timeout: float,
     fail_on: str,
-    as_json: bool,
+    required: tuple[str, ...],
+    **outputs: Any,
 ) -> None:
     """Run one locked op at one offset and say whether it split a cache line.
 
@@ -376,31 +439,27 @@ def probe(
     prim = primitive(prim_name)
     if not 0 <= offset < 4096:
         raise UsageError(f"--offset {offset}: give an offset within a page, 0..4095")
+    wanted = _targets(outputs)
     _require_probing()
     if prim.form is Form.IMM and not 0 <= bit <= native.max_immediate():
         raise UsageError(f"{prim.name} takes an immediate bit 0..{native.max_immediate()}")
     state = host.state(events)
-    settings = _settings(state, detect, batches, iterations, timeout)
+    settings = _settings(state, detect, batches, iterations, timeout, None, required)
     try:
         result = probe_once(prim, offset, bit, state, settings)
     except PlanError as exc:
         raise UsageError(str(exc)) from None
-    if as_json:
-        from splitlock_probe.report.jsondoc import dumps
-        from splitlock_probe.report.probeview import probe_document
+    from splitlock_probe.report.outputs import emit
+    from splitlock_probe.report.reports import ProbeReport
 
-        _emit_json(dumps(probe_document(result, fail_on)))
-    else:
-        from splitlock_probe.report.probeview import render_probe
-
-        render_probe(result)
+    emit(ProbeReport(result, fail_on), wanted)
     raise SystemExit(int(result.exit_status(fail_on)))
 
 
 @cli.command(context_settings=CONTEXT)
 @_event_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def host(events: tuple[str, ...], as_json: bool) -> None:
+@_output_options()
+def host(events: tuple[str, ...], **outputs: Any) -> None:
     """Say whether and how this host traps split locks, and what each detector can see.
 
     Reads /proc/cpuinfo flags, the boot command line, the boot banner in the
@@ -411,17 +470,13 @@ def host(events: tuple[str, ...], as_json: bool) -> None:
     Exit 0, or 4 on a host that is not x86.
     """
     from splitlock_probe import host as host_state
-    from splitlock_probe.report.hostview import host_document, render_host
+    from splitlock_probe.report.outputs import emit
+    from splitlock_probe.report.reports import HostReport
     from splitlock_probe.scan import detector_availability
 
+    wanted = _targets(outputs)
     state = host_state.state(events)
-    detectors = detector_availability(state)
-    if as_json:
-        from splitlock_probe.report.jsondoc import dumps
-
-        _emit_json(dumps(host_document(state, detectors)))
-    else:
-        render_host(state, detectors)
+    emit(HostReport(state, detector_availability(state)), wanted)
     raise SystemExit(int(ExitStatus.OK if state.x86 else ExitStatus.UNSUPPORTED))
 
 
@@ -434,15 +489,13 @@ def host(events: tuple[str, ...], as_json: bool) -> None:
     help="Read a saved log instead of the live /dev/kmsg; - reads stdin.",
 )
 @click.option(
-    "-f", "--follow", is_flag=True, help="Keep reading; print each new event as it comes."
-)
-@click.option(
-    "--json",
-    "as_json",
+    "-f",
+    "--follow",
     is_flag=True,
-    help="Print one JSON document (with --follow: one JSON line per event).",
+    help="Keep reading; print each new event as it comes (--json: one JSON line each).",
 )
-def log(path: str | None, follow: bool, as_json: bool) -> None:
+@_output_options()
+def log(path: str | None, follow: bool, **outputs: Any) -> None:
     """Find split-lock (#AC) and bus-lock (#DB) traps in the kernel log, per process.
 
     Reads the whole live ring buffer (/dev/kmsg) or a saved log in any
@@ -464,14 +517,12 @@ def log(path: str | None, follow: bool, as_json: bool) -> None:
 
     from splitlock_probe.kmsg.source import KernelLog
     from splitlock_probe.kmsg.tally import LogTally
-    from splitlock_probe.report.logview import (
-        EVENT_SCHEMA,
-        enrich,
-        event_line,
-        log_document,
-        render_log,
-    )
+    from splitlock_probe.report.logview import EVENT_SCHEMA, enrich, event_line
+    from splitlock_probe.report.outputs import emit
+    from splitlock_probe.report.reports import LogReport
 
+    as_json = outputs["as_json"]
+    wanted = _targets(outputs)
     reader = None if path == "-" else KernelLog(Path(path) if path else None)
     source = "stdin" if reader is None else str(reader.path)
     tally = LogTally(keep_events=not follow)
@@ -503,33 +554,50 @@ def log(path: str | None, follow: bool, as_json: bool) -> None:
 
         cpu = host.cpu()
         host_mode = kernel.read(cpu.flags, tally.mode, host.is_x86(cpu))
-    if as_json and not follow:
-        from splitlock_probe.report.jsondoc import dumps
-
-        _emit_json(dumps(log_document(tally, views, source, overwritten, host_mode), "events"))
-    elif not as_json:
-        render_log(tally, views, source, host_mode)
+    if follow and as_json:  # the events went out as JSON lines; files still get the document
+        wanted = [t for t in wanted if t.path is not None]
+    report = LogReport(tally, views, source, overwritten, host_mode)
+    emit(report, wanted)
     raise SystemExit(int(ExitStatus.INTERRUPTED if interrupted else ExitStatus.OK))
 
 
 @cli.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def primitives(as_json: bool) -> None:
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout, atomically.")
+def primitives(as_json: bool, output: str | None) -> None:
     """List the locked ops the core has, with their widths and forms."""
-    import json
+    from splitlock_probe.report.outputs import emit, targets
+    from splitlock_probe.report.reports import PrimitivesReport
 
-    rows: list[dict[str, Any]] = [
-        {"name": p.name, "width": p.width, "form": p.form.value, "instruction": p.description}
-        for p in PRIMITIVES.values()
-    ]
-    if as_json:
-        doc = {"schema": "splitlock-probe/primitives/v1", "primitives": rows, "aliases": ALIASES}
-        _emit_json(json.dumps(doc, indent=2) + "\n")
-        return
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['width']:>2} bytes  {r['instruction']}")
-    click.echo("aliases: " + ", ".join(f"{k} = {v}" for k, v in ALIASES.items()))
+    emit(PrimitivesReport(), targets(as_json, output))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("old", type=click.Path(exists=True, dir_okay=False))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False))
+@_output_options()
+def compare(old: str, new: str, **outputs: Any) -> None:
+    """Say what changed between two `scan --json` documents.
+
+    Two kernels, two hosts, two builds: placements that newly split (a
+    regression: exit 1), placements fixed, latency changes beyond the noise
+    both scans show, detectors gained or lost.
+
+    \b
+    Example:
+      splitlock-probe scan --json -o before.json   # old kernel
+      splitlock-probe scan --json -o after.json    # patched kernel
+      splitlock-probe compare before.json after.json
+    """
+    from splitlock_probe.compare import compare as compare_scans
+    from splitlock_probe.report.compareview import exit_status
+    from splitlock_probe.report.outputs import emit
+    from splitlock_probe.report.reports import CompareReport
+
+    wanted = _targets(outputs)
+    comparison = compare_scans(old, new)
+    emit(CompareReport(comparison), wanted)
+    raise SystemExit(int(exit_status(comparison)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

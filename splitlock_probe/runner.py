@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import IO, Any
 
 from splitlock_probe.errors import ProbeError
@@ -84,6 +85,8 @@ class RunResult:
     interrupted: bool = False
     stopped: str | None = None  # why the run ended early: "interrupted" | "budget"
     worker_restarts: int = 0
+    started: str = ""  # ISO 8601, local time with offset
+    elapsed_s: float = 0.0
 
 
 class _BudgetSpent(Exception):
@@ -213,7 +216,8 @@ def run(
     env: dict[str, str] | None = None,
 ) -> RunResult:
     """Run every measurement; never raises for a probe's own failure."""
-    result = RunResult()
+    result = RunResult(started=datetime.now().astimezone().isoformat(timespec="seconds"))
+    began = time.monotonic()
     pending = deque(measurements)
     worker: _Worker | None = None
     deadline = None if settings.budget is None else time.monotonic() + settings.budget
@@ -255,4 +259,5 @@ def run(
     finally:
         if worker is not None:
             worker.close()
+        result.elapsed_s = time.monotonic() - began
     return result

@@ -64,3 +64,18 @@ def test_log_example(run_cli, monkeypatch) -> None:  # type: ignore[no-untyped-d
     monkeypatch.chdir(REPO)
     doc = cli_json(run_cli("log", "--file", "tests/data/kmsg/kmsg-raw.txt", "--json"))
     assert doc == json.loads((EXAMPLES / "log.json").read_text())
+
+
+def test_compare_example(run_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    after = tmp_path / "after.json"
+    run_cli("scan", "--json", "-o", str(after))
+    doc = json.loads(after.read_text())
+    for p in doc["probes"]:
+        if p["layout"] == "compat_vcpu_info" and p["placement"] == 56:
+            p["verdict"] = "clean"
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps(doc))
+    got = cli_json(run_cli("compare", str(before), str(after), "--json"))
+    example = json.loads((EXAMPLES / "compare.json").read_text())
+    assert shape(got) == shape(example)
+    assert got["newly_split"] == example["newly_split"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from splitlock_probe.detectors import Availability
 from splitlock_probe.host import HostState
 from splitlock_probe.kernel import AC_FLAG, DB_FLAG
 from splitlock_probe.paths import root
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 HOST_SCHEMA = "splitlock-probe/host/v1"
 
@@ -37,12 +40,10 @@ def _yes(value: object) -> str:
     return str(value)
 
 
-def render_host(state: HostState, detectors: dict[str, Availability]) -> None:
+def draw_host(state: HostState, detectors: dict[str, Availability], console: Console) -> None:
     from rich import box
     from rich.table import Table
     from rich.text import Text
-
-    from splitlock_probe.report.console import stdout
 
     doc = host_document(state, detectors)
     k = state.kernel
@@ -80,7 +81,6 @@ def render_host(state: HostState, detectors: dict[str, Availability]) -> None:
     t.add_row("counters", f"{events}; {'usable' if pmu.available else 'unusable'}: {pmu.reason}")
     for note in pmu.notes:
         t.add_row("", Text(note, style="yellow"))
-    console = stdout()
     console.print(t)
     d = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="detectors", title_justify="left")
     d.add_column("detector", style="bold")

@@ -4,12 +4,15 @@ the live processes are and where in them the traps were."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from splitlock_probe import procinfo
 from splitlock_probe.kernel import UNSUPPORTED, KernelState
 from splitlock_probe.kmsg.messages import BUS_LOCK, SPLIT_LOCK, TrapEvent
 from splitlock_probe.kmsg.tally import LogTally, ProcessCount
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 LOG_SCHEMA = "splitlock-probe/log/v1"
 EVENT_SCHEMA = "splitlock-probe/log-event/v1"
@@ -99,16 +102,17 @@ def event_line(event: TrapEvent) -> str:
     return f"{when}{event.kind} {event.comm}/{event.pid}{guest} at {event.ip:#x}"
 
 
-def render_log(
-    tally: LogTally, views: list[ProcessView], source: str, host_mode: KernelState | None = None
+def draw_log(
+    tally: LogTally,
+    views: list[ProcessView],
+    source: str,
+    host_mode: KernelState | None,
+    console: Console,
 ) -> None:
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    from splitlock_probe.report.console import stdout
-
-    console = stdout()
     counts = tally.counts()
     head = Text(f"{source}: {tally.lines:,} lines, ", style="dim")
     head.append(f"{counts[SPLIT_LOCK]:,} split-lock and {counts[BUS_LOCK]:,} bus-lock events")

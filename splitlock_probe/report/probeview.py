@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
-from splitlock_probe.detectors.base import Evidence
-from splitlock_probe.report.console import stdout
+from splitlock_probe.report.words import evidence_text
 from splitlock_probe.scan import SingleProbe
 
 PROBE_SCHEMA = "splitlock-probe/probe/v1"
@@ -43,21 +43,7 @@ def probe_document(result: SingleProbe, fail_on: str) -> dict[str, Any]:
     }
 
 
-def _kernel_line(e: Evidence) -> str:
-    d = e.data
-    if d.get("lines"):
-        first = d["lines"][0]
-        return (
-            f"log: {first['comm']}/{first['pid']} took a {first['kind']} trap at "
-            f"{first['ip']} -> {e.says}"
-        )
-    if d.get("source", "").startswith("SIGBUS") or "no SIGBUS" in d.get("source", ""):
-        return f"{d['source']} -> {e.says}"
-    return str(d.get("note", f"{e.status}: {e.says}"))
-
-
-def render_probe(result: SingleProbe) -> None:
-    console = stdout()
+def draw_probe(result: SingleProbe, console: Console) -> None:
     j = result.judgement
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
@@ -93,17 +79,9 @@ def render_probe(result: SingleProbe) -> None:
                 else "no trap"
             )
             t.add_row("AC trap", f"{trap} -> {e.says}")
-        elif e.detector == "kmsg":
-            t.add_row("kernel", _kernel_line(e))
-        elif e.detector == "misery":
-            d = e.data
-            seen = f"{d['off_cpu_ms']:g} ms off-CPU, {d['voluntary_switches']} voluntary switches"
-            verdict = (
-                f" ({d['sleep_ms_each']:g} ms each) -> split" if e.says else " -> no penalty seen"
-            )
-            t.add_row("penalty", seen + verdict)
         else:
-            t.add_row(e.detector, f"{e.status}: {e.says} {e.data}")
+            label, _, text = evidence_text(e).partition(": ")
+            t.add_row(label, text)
     if j is None:
         t.add_row("verdict", "not measured")
     else:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.text import Text
 
 from splitlock_probe.report.aggregate import rows
 from splitlock_probe.report.cachemap import cache_map
-from splitlock_probe.report.console import stdout
 from splitlock_probe.report.table import summary_table
 from splitlock_probe.scan import ScanResult
 
@@ -78,8 +78,7 @@ def footer(result: ScanResult) -> Text:
     return text
 
 
-def render_scan(result: ScanResult) -> None:
-    console = stdout()
+def draw_scan(result: ScanResult, console: Console) -> None:
     table_rows = rows(result)
     console.print(header(result))
     console.print(summary_table(table_rows))

@@ -1,0 +1,118 @@
+"""`compare` for people and for programs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from splitlock_probe.compare import Case, CaseState, Comparison
+from splitlock_probe.errors import ExitStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+COMPARE_SCHEMA = "splitlock-probe/compare/v1"
+
+
+def _case(key: Case, old: CaseState, new: CaseState) -> dict[str, Any]:
+    layout, field, primitive, placement = key
+    return {
+        "layout": layout,
+        "field": field,
+        "primitive": primitive,
+        "placement": placement,
+        "old": old.as_dict(),
+        "new": new.as_dict(),
+    }
+
+
+def _host(h: dict[str, Any]) -> str:
+    return str(h.get("model_name") or h.get("vendor") or "unknown host")
+
+
+def exit_status(c: Comparison) -> ExitStatus:
+    return ExitStatus.FINDING if c.regression else ExitStatus.OK
+
+
+def compare_document(c: Comparison) -> dict[str, Any]:
+    from splitlock_probe.report.jsondoc import tool
+
+    return {
+        "schema": COMPARE_SCHEMA,
+        "tool": tool(),
+        "old": {"path": c.old_path, "host": _host(c.old_host)},
+        "new": {"path": c.new_path, "host": _host(c.new_host)},
+        "regression": c.regression,
+        "newly_split": [_case(*e) for e in c.newly_split],
+        "fixed": [_case(*e) for e in c.fixed],
+        "changed": [_case(*e) for e in c.changed],
+        "only_old": c.only_old,
+        "only_new": c.only_new,
+        "latency": [x.as_dict() for x in c.latency],
+        "detectors": {"gained": c.detectors_gained, "lost": c.detectors_lost},
+        "exit_status": int(exit_status(c)),
+    }
+
+
+def draw_compare(c: Comparison, console: Console) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    head = Text(f"old: {c.old_path} ({_host(c.old_host)})\nnew: {c.new_path} ({_host(c.new_host)})")
+    console.print(head, style="dim")
+    sections = (
+        ("newly split (regressions)", c.newly_split, "bold red"),
+        ("fixed", c.fixed, "green"),
+        ("other changes", c.changed, "yellow"),
+    )
+    for title, entries, style in sections:
+        if not entries:
+            continue
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=title, title_justify="left")
+        for column in ("struct", "field", "op", "placement", "old", "new"):
+            t.add_column(column)
+        for (layout, field, prim, placement), old, new in entries:
+            t.add_row(
+                layout,
+                field,
+                prim,
+                str(placement),
+                f"{old.verdict} {old.split_bits}".strip(),
+                Text(f"{new.verdict} {new.split_bits}".strip(), style=style),
+            )
+        console.print(t)
+    if c.latency:
+        t = Table(
+            box=box.SIMPLE_HEAD, pad_edge=False, title="latency beyond noise", title_justify="left"
+        )
+        for column in ("op", "ops", "old cycles", "new cycles", "ratio", "noise"):
+            t.add_column(column)
+        for x in c.latency:
+            t.add_row(
+                x.primitive,
+                x.what,
+                f"{x.old_cycles:,.1f}",
+                f"{x.new_cycles:,.1f}",
+                f"{x.ratio:.2f}x",
+                f"±{x.threshold:.0%}",
+            )
+        console.print(t)
+    if c.detectors_gained or c.detectors_lost:
+        console.print(
+            f"detectors gained: {', '.join(c.detectors_gained) or '-'}; "
+            f"lost: {', '.join(c.detectors_lost) or '-'}"
+        )
+    if c.only_old or c.only_new:
+        console.print(
+            Text(
+                f"{c.only_old} cases only in the old scan, {c.only_new} only in the new one "
+                "(different layouts, primitives or placements): not compared",
+                style="dim",
+            )
+        )
+    verdict = (
+        Text(f"regression: {len(c.newly_split)} cases newly split", style="bold red")
+        if c.regression
+        else Text(f"no regression; {len(c.fixed)} cases fixed", style="green")
+    )
+    console.print(verdict)

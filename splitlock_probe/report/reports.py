@@ -1,0 +1,171 @@
+"""Each command's result as a Report (outputs.py): the formats it claims, and
+how each format sees it. Drawing imports rich only when it is asked for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from splitlock_probe.report.outputs import OutputFormat
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from splitlock_probe.compare import Comparison
+    from splitlock_probe.detectors import Availability
+    from splitlock_probe.host import HostState
+    from splitlock_probe.kernel import KernelState
+    from splitlock_probe.kmsg.tally import LogTally
+    from splitlock_probe.report.logview import ProcessView
+    from splitlock_probe.scan import ScanResult, SingleProbe
+
+TEXT, JSON, JUNIT, SVG, HTML = (
+    OutputFormat.TEXT,
+    OutputFormat.JSON,
+    OutputFormat.JUNIT,
+    OutputFormat.SVG,
+    OutputFormat.HTML,
+)
+PEOPLE_AND_PROGRAMS = frozenset({TEXT, JSON, SVG, HTML})
+
+
+class _NoJunit:
+    title = "report"
+
+    def junit(self) -> str:
+        raise NotImplementedError(f"{self.title} has no JUnit output")
+
+
+@dataclass
+class ScanReport:
+    result: ScanResult
+    fold: bool = True
+    title = "splitlock-probe scan"
+    formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML})
+    list_key = "probes"
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.report.scanview import draw_scan
+
+        draw_scan(self.result, console)
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.report.jsondoc import scan_document
+
+        return scan_document(self.result, fold=self.fold)
+
+    def junit(self) -> str:
+        from splitlock_probe.report.junit import scan_junit
+
+        return scan_junit(self.result)
+
+
+@dataclass
+class ProbeReport(_NoJunit):
+    result: SingleProbe
+    fail_on: str
+    title = "splitlock-probe probe"
+    formats = PEOPLE_AND_PROGRAMS
+    list_key = None
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.report.probeview import draw_probe
+
+        draw_probe(self.result, console)
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.report.probeview import probe_document
+
+        return probe_document(self.result, self.fail_on)
+
+
+@dataclass
+class HostReport(_NoJunit):
+    state: HostState
+    detectors: dict[str, Availability]
+    title = "splitlock-probe host"
+    formats = PEOPLE_AND_PROGRAMS
+    list_key = None
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.report.hostview import draw_host
+
+        draw_host(self.state, self.detectors, console)
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.report.hostview import host_document
+
+        return host_document(self.state, self.detectors)
+
+
+@dataclass
+class LogReport(_NoJunit):
+    tally: LogTally
+    views: list[ProcessView]
+    source: str
+    overwritten: int = 0
+    host_mode: KernelState | None = None
+    title = "splitlock-probe log"
+    formats = PEOPLE_AND_PROGRAMS
+    list_key = "events"
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.report.logview import draw_log
+
+        draw_log(self.tally, self.views, self.source, self.host_mode, console)
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.report.logview import log_document
+
+        return log_document(self.tally, self.views, self.source, self.overwritten, self.host_mode)
+
+
+@dataclass
+class CompareReport(_NoJunit):
+    comparison: Comparison
+    title = "splitlock-probe compare"
+    formats = PEOPLE_AND_PROGRAMS
+    list_key = None
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.report.compareview import draw_compare
+
+        draw_compare(self.comparison, console)
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.report.compareview import compare_document
+
+        return compare_document(self.comparison)
+
+
+@dataclass
+class PrimitivesReport(_NoJunit):
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    title = "splitlock-probe primitives"
+    formats = frozenset({TEXT, JSON})
+    list_key = None
+
+    def __post_init__(self) -> None:
+        from splitlock_probe.model import PRIMITIVES
+
+        self.rows = [
+            {"name": p.name, "width": p.width, "form": p.form.value, "instruction": p.description}
+            for p in PRIMITIVES.values()
+        ]
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.model import ALIASES
+
+        width = max(len(r["name"]) for r in self.rows)
+        for r in self.rows:
+            console.print(f"{r['name']:<{width}}  {r['width']:>2} bytes  {r['instruction']}")
+        console.print("aliases: " + ", ".join(f"{k} = {v}" for k, v in ALIASES.items()))
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.model import ALIASES
+
+        return {
+            "schema": "splitlock-probe/primitives/v1",
+            "primitives": self.rows,
+            "aliases": ALIASES,
+        }
