@@ -175,8 +175,12 @@ class _Worker:
         self._stderr.close()
 
 
+def predicted_split(m: Measurement) -> bool:
+    return m.primitive.predict(m.access).splits_line
+
+
 def paced(m: Measurement, settings: Settings) -> bool:
-    return settings.pace and m.primitive.predict(m.access).splits_line
+    return settings.pace and predicted_split(m)
 
 
 def _request(m: Measurement, settings: Settings) -> dict[str, Any]:

@@ -141,23 +141,25 @@ def detector_availability(state: HostState) -> dict[str, Availability]:
     return {name: mod.availability(state) for name, mod in registry().items()}
 
 
+def reads_log(settings: runner.Settings, state: HostState) -> bool:
+    """The scan reads the kernel log: kmsg is used, and the kernel prints trap lines here."""
+    return kmsg.NAME in settings.detectors and kmsg.logs_lines(state.kernel.effective_mode)
+
+
 def for_host(settings: runner.Settings, state: HostState) -> runner.Settings:
     """Fresh threads where the kernel's evidence is per task (log lines, penalty sleeps)."""
-    per_task = misery.NAME in settings.detectors or (
-        kmsg.NAME in settings.detectors and kmsg.logs_lines(state.kernel.effective_mode)
-    )
+    per_task = misery.NAME in settings.detectors or reads_log(settings, state)
     return dataclasses.replace(settings, fresh_threads=per_task)
 
 
 def cost_of(plan: Plan, state: HostState, settings: runner.Settings, pace: str) -> Cost:
     """The penalty and pacing time a scan will take, and whether to pace."""
-    probe = dataclasses.replace(settings, pace=True)
-    n = sum(1 for m in plan.measurements if runner.paced(m, probe))
+    n = sum(1 for m in plan.measurements if runner.predicted_split(m))
     penalty = n * TRAPS_PER_SPLIT_MEASUREMENT * misery.KERNEL_SLEEP_MS / 1000
     if misery.NAME not in settings.detectors:
         penalty = 0.0
     pacing = max(0, n - PACE_BURST) / PACE_BURST * PACE_INTERVAL_S
-    if kmsg.NAME not in settings.detectors or not kmsg.logs_lines(state.kernel.effective_mode):
+    if not reads_log(settings, state):
         return Cost(n, penalty, 0.0, False, "no log lines to pace: the kernel prints none here")
     if pace == "never":
         return Cost(n, penalty, pacing, False, "--pace never: suppressed lines are counted")
@@ -207,13 +209,12 @@ def run_watched(
     lines never count, and each new trap line is filed under its probe thread."""
     from splitlock_probe.kmsg.source import KernelLog
 
-    mode = state.kernel.effective_mode
-    if kmsg.NAME not in settings.detectors or not kmsg.logs_lines(mode):
+    if not reads_log(settings, state):
         return runner.run(measurements, settings, progress, env), None
     with KernelLog() as log:
         log.seek_end()
         run = runner.run(measurements, settings, progress, env)
-        scan_log = kmsg.ScanLog(mode, cost.paced, cost.pace_reason)
+        scan_log = kmsg.ScanLog(state.kernel.effective_mode, cost.paced, cost.pace_reason)
         scan_log.tally.feed(log.read_available())
         scan_log.overwritten = log.overwritten
     scan_log.attribute(o.tid for o in run.outcomes.values() if o.tid)

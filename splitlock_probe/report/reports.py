@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from splitlock_probe.errors import UsageError
 from splitlock_probe.report.outputs import OutputFormat
 
 if TYPE_CHECKING:
@@ -30,10 +31,12 @@ PEOPLE_AND_PROGRAMS = frozenset({TEXT, JSON, SVG, HTML})
 
 
 class _NoJunit:
+    """For reports without a JUnit form (render() refuses before asking)."""
+
     title = "report"
 
     def junit(self) -> str:
-        raise NotImplementedError(f"{self.title} has no JUnit output")
+        raise UsageError(f"{self.title} has no junit output")
 
 
 @dataclass
