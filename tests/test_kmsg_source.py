@@ -143,3 +143,14 @@ def test_unprivileged_log_names_the_cause(run_unprivileged) -> None:  # type: ig
     assert host.returncode == 0, host.stderr
     doc = json.loads(host.stdout)
     assert doc["log"]["readable"] is False
+
+
+def test_a_last_line_without_a_newline_still_counts(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_text(
+        "[ 1.0] x86/split lock detection: #AC: a/1 took a split_lock trap at address: 0x1\n"
+        "[ 2.0] x86/split lock detection: #AC: b/2 took a split_lock trap at address: 0x2"
+    )
+    with KernelLog(log) as reader:
+        lines = list(reader.read_available())
+    assert len(lines) == 2 and lines[1].endswith("0x2")

@@ -65,8 +65,10 @@ class KernelLog:
         os.lseek(self._fd, 0, os.SEEK_END)
         self._partial = b""
 
-    def read_available(self) -> Iterator[str]:
-        """Every complete line available now; stops at the end without blocking."""
+    def read_available(self, final: bool = True) -> Iterator[str]:
+        """Every line available now; stops at the end without blocking. `final`:
+        a file's last line counts even without a newline (following, it may
+        still be being written)."""
         while True:
             try:
                 chunk = os.read(self._fd, READ_SIZE)
@@ -78,6 +80,9 @@ class KernelLog:
                     continue
                 raise ProbeError(f"reading {self.path}: {os.strerror(exc.errno or 0)}") from None
             if not chunk:
+                if final and self._partial:
+                    line, self._partial = self._partial, b""
+                    yield line.decode(errors="replace")
                 return
             *complete, self._partial = (self._partial + chunk).split(b"\n")
             for line in complete:
@@ -93,7 +98,7 @@ class KernelLog:
     def follow(self, idle: float = 1.0) -> Iterator[str]:
         """read_available(), then every new line as it arrives, until interrupted."""
         while True:
-            yield from self.read_available()
+            yield from self.read_available(final=False)
             self.wait(idle)
 
     def close(self) -> None:
