@@ -292,3 +292,8 @@ def cli_json_text(text: str) -> dict[str, Any]:
 
     doc: dict[str, Any] = json.loads(text)
     return doc
+
+
+def test_the_scan_footer_totals_the_counts(run_cli) -> None:  # type: ignore[no-untyped-def]
+    out = run_cli("scan", "--event", "task-clock").stdout
+    assert "counters: task-clock" in out and "in split measurements" in out

@@ -33,6 +33,22 @@ def header(result: ScanResult) -> Text:
     return text
 
 
+def _counter_totals(result: ScanResult) -> list[str]:
+    """Per event: how much the perf detector counted in split and in clean measurements."""
+    totals: dict[str, dict[str, int]] = {}
+    for j in result.judgements.values():
+        for e in j.evidence:
+            if e.detector == "perf" and e.status == "ok":
+                for name, value in e.data["counts"].items():
+                    by_verdict = totals.setdefault(name, {})
+                    by_verdict[j.verdict] = by_verdict.get(j.verdict, 0) + (value or 0)
+    return [
+        f"{name} "
+        + ", ".join(f"{n:,} in {verdict} measurements" for verdict, n in sorted(v.items()))
+        for name, v in totals.items()
+    ]
+
+
 def footer(result: ScanResult) -> Text:
     s = result.summary()
     text = Text()
@@ -65,6 +81,9 @@ def footer(result: ScanResult) -> Text:
             + f"; {'paced' if log['paced'] else 'not paced'} ({log['pace_reason']}).",
             style="yellow" if suppressed else "",
         )
+    counted = _counter_totals(result)
+    if counted:
+        text.append("\ncounters: " + "; ".join(counted) + ".")
     penalty = result.penalty_ms()
     if penalty is not None:
         text.append(f"\npenalty active: {penalty:g} ms per split lock.", style="bold yellow")
