@@ -228,6 +228,9 @@ def cli() -> None:
       splitlock-probe scan                      the Xen vcpu_info scan
       splitlock-probe scan -p patched --fail-on split   the CI gate
       splitlock-probe probe --op btsq --offset 60       one op, one offset
+      splitlock-probe host                      can this host trap split locks?
+      splitlock-probe log                       who split-locked on this host
+      splitlock-probe compare old.json new.json what changed between scans
 
     Exit status: 0 ok, 1 finding, 2 usage, 3 error, 4 unsupported host or
     nothing measured, 130 interrupted. See docs/ for more.
