@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
+from splitlock_probe import pacing
 from splitlock_probe.errors import ProbeError
 from splitlock_probe.plan import Measurement
 
@@ -225,7 +226,6 @@ def run(
     pending = deque(measurements)
     worker: _Worker | None = None
     deadline = None if settings.budget is None else time.monotonic() + settings.budget
-    pace_wait = 6.0  # a paced request may wait for the Pacer's window first
     try:
         while pending:
             if deadline is not None and time.monotonic() >= deadline:
@@ -237,7 +237,7 @@ def run(
             try:
                 worker.send([_request(m, settings) for m in chunk])
                 for m in chunk:
-                    wait = settings.timeout + (pace_wait if paced(m, settings) else 0.0)
+                    wait = settings.timeout + (pacing.WAIT_S if paced(m, settings) else 0.0)
                     reply = worker.receive(wait)
                     result.outcomes[m.index] = Outcome.from_reply(reply)
                     if progress:

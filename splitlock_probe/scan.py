@@ -13,6 +13,7 @@ from splitlock_probe.errors import ExitStatus
 from splitlock_probe.host import Cpu, HostState
 from splitlock_probe.layouts import Layout, Span
 from splitlock_probe.model import Prediction, Primitive
+from splitlock_probe.pacing import BURST, INTERVAL_S
 from splitlock_probe.plan import (
     Measurement,
     Plan,
@@ -25,7 +26,6 @@ from splitlock_probe.verdict import SPLIT, Context, Judgement, judge
 
 PACE_CHOICES = ("auto", "always", "never")
 PACE_AUTO_LIMIT_S = 30.0  # auto paces when pacing adds at most this much
-PACE_BURST, PACE_INTERVAL_S = 10, 5.5  # the kernel's split-lock line ratelimit, with margin
 TRAPS_PER_SPLIT_MEASUREMENT = 2  # the timing loop and the retry after detection comes back
 
 
@@ -158,7 +158,7 @@ def cost_of(plan: Plan, state: HostState, settings: runner.Settings, pace: str) 
     penalty = n * TRAPS_PER_SPLIT_MEASUREMENT * misery.KERNEL_SLEEP_MS / 1000
     if misery.NAME not in settings.detectors:
         penalty = 0.0
-    pacing = max(0, n - PACE_BURST) / PACE_BURST * PACE_INTERVAL_S
+    pacing = max(0, n - BURST) / BURST * INTERVAL_S
     if not reads_log(settings, state):
         return Cost(n, penalty, 0.0, False, "no log lines to pace: the kernel prints none here")
     if pace == "never":

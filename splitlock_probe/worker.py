@@ -33,39 +33,16 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from typing import Any
 
 from splitlock_probe import native
 from splitlock_probe.errors import ProbeError
 from splitlock_probe.model import primitive
+from splitlock_probe.pacing import Pacer
 from splitlock_probe.paths import host_path
 from splitlock_probe.plan import ARENA_PAGES, PROBE_PAGE, PROBE_THREAD_NAME
 
 INJECT_ENV = "SPLITLOCK_PROBE_TEST_INJECT"
-
-
-class Pacer:
-    """At most `burst` paced measurements in any `interval` seconds, and `gap`
-    apart: the kernel ratelimits split-lock lines to 10 per 5 s, and after a
-    trap it leaves detection off on that core for ~2 jiffies (8 ms at HZ=250)."""
-
-    def __init__(self, burst: int = 10, interval: float = 5.5, gap: float = 0.025) -> None:
-        self.burst, self.interval, self.gap = burst, interval, gap
-        self._starts: deque[float] = deque(maxlen=burst)
-
-    def wait(self) -> float:
-        """Sleep until the next paced measurement may start; returns the seconds slept."""
-        now = time.monotonic()
-        start = now
-        if len(self._starts) == self.burst:
-            start = max(start, self._starts[0] + self.interval)
-        if self._starts:
-            start = max(start, self._starts[-1] + self.gap)
-        if start > now:
-            time.sleep(start - now)
-        self._starts.append(start)
-        return start - now
 
 
 def _fault_dict(fault: native.Fault) -> dict[str, Any]:

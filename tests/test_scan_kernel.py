@@ -19,9 +19,10 @@ import pytest
 
 from splitlock_probe.detectors import kmsg
 from splitlock_probe.kmsg.messages import TrapEvent
+from splitlock_probe.pacing import Pacer
 from splitlock_probe.paths import ROOT_ENV
 from splitlock_probe.plan import PROBE_THREAD_NAME
-from splitlock_probe.worker import INJECT_ENV, Pacer
+from splitlock_probe.worker import INJECT_ENV
 from tests.conftest import DATA, cli_json
 
 SEED = ("scan", "--layout", "compat_vcpu_info", "-p", "btsq", "--json")
