@@ -79,3 +79,13 @@ def test_compare_example(run_cli, tmp_path) -> None:  # type: ignore[no-untyped-
     example = json.loads((EXAMPLES / "compare.json").read_text())
     assert shape(got) == shape(example)
     assert got["newly_split"] == example["newly_split"]
+
+
+def test_usage_shows_real_log_and_host_output(run_cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(REPO)
+    usage = (REPO / "docs" / "usage.md").read_text()
+    log = run_cli("log", "--file", "tests/data/kmsg/syslog.txt").stdout
+    monkeypatch.setenv("SPLITLOCK_PROBE_ROOT", "tests/data/hosts/intel-spr-server-fatal")
+    host = run_cli("host").stdout
+    for line in [*log.splitlines(), *host.splitlines()]:
+        assert line.rstrip() in usage, line

@@ -63,7 +63,8 @@ def notes(tally: LogTally) -> list[str]:
             "split-locked, not split locks (hardware counters give true counts)"
         )
     if tally.malformed:
-        out.append(f"{tally.malformed} trap lines could not be parsed and were skipped")
+        lines = "line" if tally.malformed == 1 else "lines"
+        out.append(f"skipped {tally.malformed} trap {lines} that could not be parsed")
     return out
 
 
