@@ -25,6 +25,10 @@ def _case(key: Case, old: CaseState, new: CaseState) -> dict[str, Any]:
     }
 
 
+def _cases(n: int) -> str:
+    return f"{n} case" if n == 1 else f"{n} cases"
+
+
 def _host(h: dict[str, Any]) -> str:
     return str(h.get("model_name") or h.get("vendor") or "unknown host")
 
@@ -111,8 +115,8 @@ def draw_compare(c: Comparison, console: Console) -> None:
             )
         )
     verdict = (
-        Text(f"regression: {len(c.newly_split)} cases newly split", style="bold red")
+        Text(f"regression: {_cases(len(c.newly_split))} newly split", style="bold red")
         if c.regression
-        else Text(f"no regression; {len(c.fixed)} cases fixed", style="green")
+        else Text(f"no regression; {_cases(len(c.fixed))} fixed", style="green")
     )
     console.print(verdict)
