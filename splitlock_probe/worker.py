@@ -105,7 +105,7 @@ def _open_counters(specs: list[dict[str, Any]]) -> tuple[list[Any], str | None]:
     except native.PerfOpenError as exc:
         for g in groups:
             g.close()
-        return [], explain(exc.errno, None)
+        return [], explain(exc.errno)
     return groups, None
 
 

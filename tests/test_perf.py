@@ -297,3 +297,8 @@ def cli_json_text(text: str) -> dict[str, Any]:
 def test_the_scan_footer_totals_the_counts(run_cli) -> None:  # type: ignore[no-untyped-def]
     out = run_cli("scan", "--event", "task-clock").stdout
     assert "counters: task-clock" in out and "in split measurements" in out
+
+
+def test_explain_reads_the_paranoid_level_when_not_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ROOT_ENV, str(HOSTS / "intel-adl-client-warn"))  # paranoid 4 recorded
+    assert "perf_event_paranoid=4" in explain(errno.EACCES)

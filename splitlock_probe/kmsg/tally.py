@@ -97,7 +97,8 @@ class LogTally:
         return sorted(self.processes.values(), key=lambda p: (-p.total, p.comm, p.pid))
 
     def counts(self) -> dict[str, int]:
+        procs = self.processes.values()
         return {
-            kind: sum(p.split_lock if kind == SPLIT_LOCK else p.bus_lock for p in self.ranked())
-            for kind in KINDS
+            SPLIT_LOCK: sum(p.split_lock for p in procs),
+            BUS_LOCK: sum(p.bus_lock for p in procs),
         }
