@@ -64,7 +64,8 @@ class KernelState:
         }
 
 
-def _int(path: str) -> int | None:
+def read_int(path: str) -> int | None:
+    """A sysctl-style integer file, or None when missing or not a number."""
     text = read_text(path)
     try:
         return int(text.strip()) if text is not None else None
@@ -148,7 +149,7 @@ def read(flags: frozenset[str], banner_mode: str | None, x86: bool = True) -> Ke
         mode_source=source,
         split_lock_detect=AC_FLAG in flags and AC_FLAG not in cleared,
         bus_lock_detect=DB_FLAG in flags and DB_FLAG not in cleared,
-        split_lock_mitigate=_int("/proc/sys/kernel/split_lock_mitigate"),
-        perf_event_paranoid=_int("/proc/sys/kernel/perf_event_paranoid"),
-        dmesg_restrict=_int("/proc/sys/kernel/dmesg_restrict"),
+        split_lock_mitigate=read_int("/proc/sys/kernel/split_lock_mitigate"),
+        perf_event_paranoid=read_int("/proc/sys/kernel/perf_event_paranoid"),
+        dmesg_restrict=read_int("/proc/sys/kernel/dmesg_restrict"),
     )

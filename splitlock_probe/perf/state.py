@@ -11,7 +11,8 @@ from typing import Any
 
 from splitlock_probe.errors import ProbeError
 from splitlock_probe.host import Cpu
-from splitlock_probe.paths import read_text, root
+from splitlock_probe.kernel import read_int
+from splitlock_probe.paths import root
 from splitlock_probe.perf.resolve import Counter, for_cpu, parse_spec, split_specs
 from splitlock_probe.perf.sysfs import DEVICES, core_pmus, discover
 
@@ -39,7 +40,7 @@ def explain(err: int, paranoid: int | None = None) -> str:
     """Why perf_event_open failed, said so a person can act on it."""
     if err in (errno.EACCES, errno.EPERM):
         if paranoid is None:
-            paranoid = _paranoid()
+            paranoid = read_int("/proc/sys/kernel/perf_event_paranoid")
         return (
             f"perf_event_paranoid={paranoid}: not allowed to count ({errno.errorcode[err]}); "
             "`sysctl kernel.perf_event_paranoid=2` lets users count their own threads "
@@ -56,11 +57,6 @@ def explain(err: int, paranoid: int | None = None) -> str:
     if err == errno.EINVAL:
         return "the kernel rejected the event's encoding (EINVAL)"
     return f"perf_event_open failed: {os.strerror(err)}"
-
-
-def _paranoid() -> int | None:
-    text = (read_text("/proc/sys/kernel/perf_event_paranoid") or "").strip()
-    return int(text) if text.lstrip("-").isdigit() else None
 
 
 def _try_open(counters: Sequence[Counter], paranoid: int | None) -> str | None:
