@@ -64,6 +64,7 @@ class Outcome:
     actrap: dict[str, Any] | None = None
     failure: Failure | None = None
     tid: int | None = None  # the thread the measurement ran in
+    comm: str | None = None  # that thread's name, as the kernel prints it
     usage: dict[str, Any] | None = None  # the thread's wall/CPU time, voluntary switches
     perf: dict[str, Any] | None = None  # counter readings around the timed op
 
@@ -74,6 +75,7 @@ class Outcome:
             reply.get("actrap"),
             None,
             reply.get("tid"),
+            reply.get("comm"),
             reply.get("usage"),
             reply.get("perf"),
         )

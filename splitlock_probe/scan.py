@@ -217,7 +217,7 @@ def run_watched(
         scan_log = kmsg.ScanLog(state.kernel.effective_mode, cost.paced, cost.pace_reason)
         scan_log.tally.feed(log.read_available())
         scan_log.overwritten = log.overwritten
-    scan_log.attribute(o.tid for o in run.outcomes.values() if o.tid)
+    scan_log.attribute({o.tid: o.comm for o in run.outcomes.values() if o.tid})
     return run, scan_log
 
 

@@ -56,7 +56,7 @@ def gather(outcome: Outcome, baseline: Outcome | None, ctx: Context) -> list[Evi
     if outcome.actrap is not None:
         out.append(actrap.interpret(outcome.actrap))
     if kmsg.NAME in ctx.detectors:
-        out.append(kmsg.interpret(outcome.timing, outcome.tid, ctx.log, ctx.mode))
+        out.append(kmsg.interpret(outcome.timing, outcome.tid, ctx.log, ctx.mode, outcome.comm))
     if misery.NAME in ctx.detectors and outcome.usage is not None:
         out.append(misery.interpret(outcome.usage))
     if perf.NAME in ctx.detectors and outcome.perf is not None:

@@ -73,12 +73,18 @@ def _injections() -> dict[int, frozenset[str]]:
     return out
 
 
-def _name_thread() -> None:
+def _name_thread() -> str | None:
+    """Name this thread for whoever reads the log; the name it really has."""
     try:
         with open("/proc/thread-self/comm", "w") as comm:
             comm.write(PROBE_THREAD_NAME)
     except OSError:
-        pass  # a name is a courtesy to whoever reads the log; the thread id is what counts
+        pass  # then the kernel prints the name it has, which we report
+    try:
+        with open("/proc/thread-self/comm") as comm:
+            return comm.read().rstrip("\n")
+    except OSError:
+        return None
 
 
 def _append_warn_line(tid: int, ip: int) -> None:
@@ -182,9 +188,9 @@ def execute_in_fresh_thread(
     box: dict[str, Any] = {}
 
     def body() -> None:
-        _name_thread()
+        comm = _name_thread()
         try:
-            box["result"] = execute(arena, req, inject)
+            box["result"] = {**execute(arena, req, inject), "comm": comm}
         except BaseException as exc:  # handed to the main thread, which dies of it
             box["error"] = exc
 

@@ -68,6 +68,7 @@ def test_each_measurement_runs_in_its_own_thread(run_cli, warn_host) -> None:  #
     doc = cli_json(run_cli(*SEED))
     by_measurement = {p["measurement"]["id"]: evidence(p, "kmsg")["tid"] for p in doc["probes"]}
     assert len(set(by_measurement.values())) == len(by_measurement)
+    assert {evidence(p, "kmsg")["comm"] for p in doc["probes"]} == {PROBE_THREAD_NAME}
 
 
 def test_the_kernel_log_alone_decides_a_split(run_cli, warn_host, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -132,7 +133,7 @@ def test_attribution_needs_the_thread_id_and_the_probe_name() -> None:
     log.tally.add(line(PROBE_THREAD_NAME, 100))
     log.tally.add(line("other task", 200))  # a probe's thread id, reused by another task
     log.tally.add(line(PROBE_THREAD_NAME, 300))  # not a thread of this scan
-    log.attribute([100, 200])
+    log.attribute({100: PROBE_THREAD_NAME, 200: PROBE_THREAD_NAME})
     assert list(log.ours) == [100]
     assert log.others == 2
 

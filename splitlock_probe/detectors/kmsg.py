@@ -14,7 +14,7 @@ split lock; an op that ran unharmed in fatal mode did not split.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,6 @@ from splitlock_probe.host import HostState
 from splitlock_probe.kernel import FATAL, OFF, RATELIMIT, UNSUPPORTED, WARN
 from splitlock_probe.kmsg.messages import TrapEvent
 from splitlock_probe.kmsg.tally import LogTally
-from splitlock_probe.plan import PROBE_THREAD_NAME
 
 NAME = "kmsg"
 
@@ -62,11 +61,11 @@ class ScanLog:
     overwritten: int = 0  # records lost before they were read (EPIPE)
     ours: dict[int, list[TrapEvent]] = field(default_factory=dict)  # probe thread id -> lines
 
-    def attribute(self, tids: Iterable[int]) -> None:
-        """File each trap line under the probe thread it names; others stay in the tally."""
-        wanted = set(tids)
+    def attribute(self, threads: Mapping[int, str | None]) -> None:
+        """File each trap line under the probe thread it names: thread id and name
+        must both match (a finished probe's id may be reused by another task)."""
         for event in self.tally.events:
-            if event.pid in wanted and event.comm == PROBE_THREAD_NAME:
+            if event.pid in threads and event.comm == threads[event.pid]:
                 self.ours.setdefault(event.pid, []).append(event)
 
     @property
@@ -89,7 +88,11 @@ class ScanLog:
 
 
 def interpret(
-    timing_raw: dict[str, Any] | None, tid: int | None, log: ScanLog | None, mode: str
+    timing_raw: dict[str, Any] | None,
+    tid: int | None,
+    log: ScanLog | None,
+    mode: str,
+    comm: str | None = None,
 ) -> Evidence:
     if mode == FATAL:
         if timing_raw is None:
@@ -110,9 +113,9 @@ def interpret(
             NAME,
             "ok",
             "split",
-            {"source": "log", "tid": tid, "lines": [e.as_dict() for e in lines]},
+            {"source": "log", "tid": tid, "comm": comm, "lines": [e.as_dict() for e in lines]},
         )
     note = "no line for this thread: not proof of a clean op"
     if any(log.tally.suppressed.values()):
         note += " (the kernel suppressed lines during the scan)"
-    return Evidence(NAME, "ok", None, {"source": "log", "tid": tid, "note": note})
+    return Evidence(NAME, "ok", None, {"source": "log", "tid": tid, "comm": comm, "note": note})
