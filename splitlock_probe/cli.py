@@ -23,12 +23,15 @@ from splitlock_probe.errors import (
 )
 from splitlock_probe.layouts import ALIGNS, DEFAULT_ALIGN, DEFAULT_FIELD, DEFAULT_LAYOUTS, LAYOUTS
 from splitlock_probe.model import ALIASES, PRIMITIVES
+from splitlock_probe.pacing import CHOICES as PACE_CHOICES
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 if TYPE_CHECKING:
+    from splitlock_probe.detectors import Availability
     from splitlock_probe.host import HostState
+    from splitlock_probe.report.outputs import Target
     from splitlock_probe.runner import Settings
 
 
@@ -182,7 +185,7 @@ def _output_options(junit: bool = False) -> Callable[[F], F]:
     return decorate
 
 
-def _targets(kw: dict[str, Any]) -> Any:
+def _targets(kw: dict[str, Any]) -> list[Target]:
     from splitlock_probe.report.outputs import targets
 
     return targets(
@@ -190,7 +193,7 @@ def _targets(kw: dict[str, Any]) -> Any:
     )
 
 
-def _require(required: Sequence[str], available: dict[str, Any]) -> None:
+def _require(required: Sequence[str], available: dict[str, Availability]) -> None:
     """--require-detector: exit 4, with the reasons, unless each can run here."""
     names = _choose("detector", _split(required), DETECTOR_NAMES)
     missing = [n for n in names if not available[n].available]
@@ -285,7 +288,7 @@ def cli() -> None:
 @_output_options(junit=True)
 @click.option(
     "--pace",
-    type=click.Choice(["auto", "always", "never"]),
+    type=click.Choice(PACE_CHOICES),
     default="auto",
     show_default=True,
     help="Space out probes predicted to split so the kernel's log ratelimit "
@@ -368,19 +371,9 @@ def scan(
     except PlanError as exc:
         raise UsageError(str(exc)) from None
     prepared = prepare(request, plan, state)
-    cost = prepared.cost
-    if cost is not None and cost.seconds >= 1.0:
-        note = f"expected kernel-side cost: ~{cost.seconds:.0f} s"
-        if cost.penalty_s:
-            note += (
-                f"; {cost.split_measurements} measurements predicted to split, each paying "
-                "the kernel's 10 ms split-lock penalty"
-            )
-        if cost.paced:
-            note += f"; {cost.pace_reason}"
-        if budget is None:
-            note += " (--budget SECONDS caps the run)"
-        click.echo(f"splitlock-probe: {note}", err=True)
+    notice = prepared.cost.notice(budget_given=budget is not None)
+    if notice:
+        click.echo(f"splitlock-probe: {notice}", err=True)
 
     show_progress = sys.stderr.isatty() if progress is None else progress
     if show_progress:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
+CHOICES = ("auto", "always", "never")  # --pace
 BURST = 10  # lines per window
 INTERVAL_S = 5.5  # the kernel's 5 s window, with margin for jiffies
 GAP_S = 0.025  # > 2 jiffies at HZ=100

@@ -24,7 +24,6 @@ from splitlock_probe.plan import (
 )
 from splitlock_probe.verdict import SPLIT, Context, Judgement, judge
 
-PACE_CHOICES = ("auto", "always", "never")
 PACE_AUTO_LIMIT_S = 30.0  # auto paces when pacing adds at most this much
 TRAPS_PER_SPLIT_MEASUREMENT = 2  # the timing loop and the retry after detection comes back
 
@@ -39,7 +38,7 @@ class ScanRequest:
     bits: tuple[int, ...] | None
     settings: runner.Settings
     fail_on: str = "none"  # "none" | "split"
-    pace: str = "auto"  # PACE_CHOICES
+    pace: str = "auto"  # pacing.CHOICES
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,22 @@ class Cost:
     @property
     def seconds(self) -> float:
         return self.penalty_s + (self.pacing_s if self.paced else 0.0)
+
+    def notice(self, budget_given: bool) -> str | None:
+        """What to tell the user before a scan that will take a second or more."""
+        if self.seconds < 1.0:
+            return None
+        note = f"expected kernel-side cost: ~{self.seconds:.0f} s"
+        if self.penalty_s:
+            note += (
+                f"; {self.split_measurements} measurements predicted to split, each paying "
+                "the kernel's 10 ms split-lock penalty"
+            )
+        if self.paced:
+            note += f"; {self.pace_reason}"
+        if not budget_given:
+            note += " (--budget SECONDS caps the run)"
+        return note
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -73,7 +88,7 @@ class ScanResult:
     detectors: dict[str, Availability]
     plan: Plan
     run: runner.RunResult
-    cost: Cost | None = None
+    cost: Cost
     log: kmsg.ScanLog | None = None  # what the kernel log said during the scan
     judgements: dict[int, Judgement] = field(default_factory=dict)  # by measurement
 
@@ -235,7 +250,6 @@ def execute(
     progress: Callable[[int], None] | None = None,
     env: dict[str, str] | None = None,
 ) -> ScanResult:
-    assert result.cost is not None
     settings = result.request.settings
     result.run, result.log = run_watched(
         result.plan.measurements, result.host, settings, result.cost, progress, env

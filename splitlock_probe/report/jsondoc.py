@@ -32,7 +32,7 @@ def kernel_section(result: ScanResult) -> dict[str, Any]:
     """The kernel's mode, what the scan expected to cost, and what its log said."""
     return {
         **result.host.kernel.as_dict(),
-        "cost": None if result.cost is None else result.cost.as_dict(),
+        "cost": result.cost.as_dict(),
         "log": None if result.log is None else result.log.as_dict(),
         "penalty_ms": result.penalty_ms(),
     }
