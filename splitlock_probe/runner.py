@@ -85,11 +85,14 @@ class Outcome:
 class RunResult:
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     tsc_hz: float | None = None
-    interrupted: bool = False
     stopped: str | None = None  # why the run ended early: "interrupted" | "budget"
     worker_restarts: int = 0
     started: str = ""  # ISO 8601, local time with offset
     elapsed_s: float = 0.0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped == "interrupted"
 
 
 class _BudgetSpent(Exception):
@@ -258,7 +261,6 @@ def run(
                 result.worker_restarts += 1
     except (KeyboardInterrupt, _BudgetSpent) as exc:
         result.stopped = "budget" if isinstance(exc, _BudgetSpent) else "interrupted"
-        result.interrupted = isinstance(exc, KeyboardInterrupt)
         if worker is not None:
             worker.close(kill=True)
             worker = None
