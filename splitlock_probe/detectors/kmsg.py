@@ -69,9 +69,14 @@ class ScanLog:
                 self.ours.setdefault(event.pid, []).append(event)
 
     @property
+    def attributed(self) -> int:
+        """Trap lines filed under a probe thread."""
+        return sum(len(v) for v in self.ours.values())
+
+    @property
     def others(self) -> int:
         """Trap lines of other tasks during the scan."""
-        return len(self.tally.events) - sum(len(v) for v in self.ours.values())
+        return len(self.tally.events) - self.attributed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,7 +84,7 @@ class ScanLog:
             "paced": self.paced,
             "pace_reason": self.pace_reason,
             "lines": self.tally.lines,
-            "attributed": sum(len(v) for v in self.ours.values()),
+            "attributed": self.attributed,
             "other_tasks": self.others,
             "suppressed": dict(self.tally.suppressed),
             "malformed": self.tally.malformed,
