@@ -143,4 +143,22 @@ int slp_perf_ctl(int fd, int what, int group);
 int slp_perf_read(int leader_fd, struct slp_perf_values *values);
 int slp_perf_close(int fd);
 
+/* Become (on=1) or stop being (on=0) the reaper of orphaned descendants.
+ * SLP_ESYS with errno from prctl(2); SLP_EUNSUPPORTED off Linux. */
+int slp_child_subreaper(int on);
+
+/* A process tree's task records (taskring.c): forks, exits, names and
+ * executable mappings of pid and every descendant, on one CPU. pages: a
+ * power of two. Read copies whole records (perf_event_header first) into
+ * out, at most cap bytes; *len says how many. */
+struct slp_taskring {
+    int fd;
+    void *base;
+    size_t data_size;
+    size_t map_size;
+};
+int slp_taskring_open(int pid, int cpu, uint32_t pages, struct slp_taskring *ring);
+int slp_taskring_read(struct slp_taskring *ring, void *out, size_t cap, size_t *len);
+int slp_taskring_close(struct slp_taskring *ring);
+
 #endif /* SPLITLOCK_H */

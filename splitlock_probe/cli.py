@@ -557,6 +557,95 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
     raise SystemExit(int(ExitStatus.INTERRUPTED if interrupted else ExitStatus.OK))
 
 
+RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+@cli.command(context_settings=RUN_CONTEXT)
+@click.option(
+    "--detect",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Detectors to use: kmsg (#AC/#DB lines), perf (counters inherited by the whole "
+    "tree). [default: every one available]",
+)
+@_event_option
+@click.option(
+    "--fail-on",
+    type=click.Choice(["none", "split"]),
+    default="none",
+    show_default=True,
+    help="Exit 1 when the command split-locked (and did not fail on its own).",
+)
+@click.option(
+    "--require-detector",
+    "required",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Exit 4 without running the command unless these detectors can run here "
+    "(kmsg, perf, or any).",
+)
+@_output_options(junit=True)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(
+    detect: tuple[str, ...],
+    events: tuple[str, ...],
+    fail_on: str,
+    required: tuple[str, ...],
+    command: tuple[str, ...],
+    **outputs: Any,
+) -> None:
+    """Run COMMAND, follow its whole process tree, and say which threads split-locked.
+
+    Every thread and child the command starts is followed (perf task
+    records; /proc polling where perf is refused). While it runs, the kernel
+    log's #AC/#DB lines that name one of its threads are collected, with the
+    trap address mapped to library + offset, and the PMU's split-lock or
+    bus-lock counter counts the whole tree where there is one.
+
+    COMMAND keeps its stdin, stdout and stderr; signals sent to us are passed
+    on; the report goes to stderr (or to -o FILE), since stdout is the
+    command's.
+
+    \b
+    Examples:
+      splitlock-probe run -- ./my-test-suite
+      splitlock-probe run --fail-on split --junit sl.xml -- make check
+
+    Exit status: the command's own when it failed (128+N when signal N killed
+    it; 126/127 when it could not be run); else 1 with --fail-on split when a
+    split lock was seen; 4 with --require-detector when no detector can see
+    split locks here (the command is not run); else 0.
+    """
+    from splitlock_probe import host as host_state
+    from splitlock_probe.report.outputs import emit
+    from splitlock_probe.report.reports import RunReport
+    from splitlock_probe.scan import detector_availability
+    from splitlock_probe.tracking.session import RUN_DETECTORS, RunRequest, execute, exit_status
+
+    wanted_detectors = (
+        _choose("detector", _split(detect), RUN_DETECTORS) if detect else list(RUN_DETECTORS)
+    )
+    wanted = _targets(outputs)
+    state = host_state.state(events)
+    everything = detector_availability(state)
+    available = {n: everything[n] for n in RUN_DETECTORS}
+    names = _split(required)
+    if "any" in names:
+        if not any(available[n].available for n in wanted_detectors):
+            reasons = "; ".join(f"{n}: {available[n].reason}" for n in wanted_detectors)
+            raise UnsupportedHost(f"no detector can see split locks here ({reasons})")
+        names = [n for n in names if n != "any"]
+    _require(_choose("detector", names, RUN_DETECTORS), available)
+    request = RunRequest(
+        tuple(command),
+        tuple(n for n in wanted_detectors if available[n].available),
+        fail_on,
+    )
+    result = execute(request, state, {n: available[n] for n in wanted_detectors})
+    emit(RunReport(result), wanted, stderr=True)
+    raise SystemExit(exit_status(result))
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout, atomically.")

@@ -15,6 +15,8 @@ class ExitStatus(IntEnum):
     USAGE = 2  # bad command line
     RUNTIME = 3  # something broke while running
     UNSUPPORTED = 4  # unsupported host, or nothing could be measured
+    COMMAND_NOT_RUN = 126  # run: the command was found but could not be executed
+    COMMAND_NOT_FOUND = 127  # run: no such command (as shells and env(1) say)
     INTERRUPTED = 130  # Ctrl-C; a partial report was printed
     BROKEN_PIPE = 141  # stdout's reader went away (128 + SIGPIPE, as a C tool would end)
 

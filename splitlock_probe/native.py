@@ -301,6 +301,47 @@ def perf_close(fd: int) -> None:
     lib.slp_perf_close(fd)
 
 
+class TaskRing:
+    """One CPU's ring of task records for a process tree (csrc/taskring.c)."""
+
+    READ_CHUNK = 1 << 16
+
+    def __init__(self, pid: int, cpu: int, pages: int = 64) -> None:
+        ffi, lib = _load_core()
+        self._ring = ffi.new("struct slp_taskring *")
+        status = lib.slp_taskring_open(pid, cpu, pages, self._ring)
+        if status == lib.SLP_ESYS:
+            raise PerfOpenError("perf task records", ffi.errno)
+        _check_core(status, "perf task records")
+        self._buf = ffi.new("unsigned char[]", self.READ_CHUNK)
+        self._len = ffi.new("size_t *")
+
+    def read(self) -> bytes:
+        """Every whole record written since the last read."""
+        ffi, lib = _load_core()
+        out = bytearray()
+        while True:
+            _check_core(lib.slp_taskring_read(self._ring, self._buf, self.READ_CHUNK, self._len),
+                        "reading perf task records")  # fmt: skip
+            n = int(self._len[0])
+            out += ffi.buffer(self._buf, n)
+            if n < self.READ_CHUNK // 2:
+                return bytes(out)
+
+    def close(self) -> None:
+        _, lib = _load_core()
+        lib.slp_taskring_close(self._ring)
+
+
+def set_child_subreaper(on: bool = True) -> None:
+    """Orphaned descendants become our children instead of init's (prctl)."""
+    ffi, lib = _load_core()
+    status = lib.slp_child_subreaper(int(on))
+    if status == lib.SLP_ESYS:
+        raise NativeError(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ffi.errno)}")
+    _check_core(status, "becoming a subreaper")
+
+
 def perf_max_group() -> int:
     return int(_load_core()[1].SLP_PERF_MAX_GROUP)
 

@@ -100,7 +100,11 @@ def lookup(tid: int, comm: str) -> TaskInfo | None:
 
 
 def maps(tid: int) -> list[Mapping]:
-    text = read_text(f"/proc/{tid}/maps") or ""
+    return parse_maps(read_text(f"/proc/{tid}/maps") or "")
+
+
+def parse_maps(text: str) -> list[Mapping]:
+    """/proc/PID/maps: one Mapping per line, lines that do not parse skipped."""
     out: list[Mapping] = []
     for line in text.splitlines():
         parts = line.split(maxsplit=5)

@@ -155,3 +155,19 @@ def _run_as_nobody(
         capture_output=True, text=True, cwd="/tmp", env=env,
         preexec_fn=drop_to_nobody, check=False,
     )  # fmt: skip
+
+
+PROGS = Path(__file__).resolve().parent / "progs"
+
+
+@pytest.fixture(scope="session")
+def programs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/progs/*.c compiled with gcc."""
+    out = tmp_path_factory.mktemp("progs")
+    for source in sorted(PROGS.glob("*.c")):
+        subprocess.run(
+            ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o",
+             str(out / source.stem), str(source)],
+            check=True,
+        )  # fmt: skip
+    return out

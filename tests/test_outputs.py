@@ -56,6 +56,7 @@ def commands(scans: dict[str, Path]) -> dict[str, tuple[Any, list[str]]]:
         "log": (reports.LogReport, ["log", "--file", str(DATA / "kmsg" / "syslog.txt")]),
         "compare": (reports.CompareReport, ["compare", str(scans["old"]), str(scans["new"])]),
         "primitives": (reports.PrimitivesReport, ["primitives"]),
+        "run": (reports.RunReport, ["run", "--", "true"]),
     }
 
 
@@ -87,7 +88,7 @@ def test_every_command_writes_every_format_it_claims(run_cli, scans, tmp_path: P
             assert OPTION[fmt] in params, (name, fmt)
             path = tmp_path / f"{name}.{fmt.value}"
             extra = ["--json"] if fmt is OutputFormat.JSON else []
-            out = run_cli(*args, *extra, OPTION[fmt], str(path))
+            out = run_cli(*[*args[:1], *extra, OPTION[fmt], str(path), *args[1:]])
             assert out.exit_code in (0, 1), (name, fmt, out.stderr)
             check(fmt, path.read_text())
             if fmt in (OutputFormat.TEXT, OutputFormat.JSON):

@@ -148,8 +148,9 @@ def targets(
     return out
 
 
-def emit(report: Report, wanted: Sequence[Target]) -> None:
-    """Files first (complete even if stdout's reader has gone), then stdout."""
+def emit(report: Report, wanted: Sequence[Target], stderr: bool = False) -> None:
+    """Files first (complete even if stdout's reader has gone), then stdout
+    (stderr with `stderr`: for `run`, whose stdout is the command's)."""
     for t in wanted:
         if t.path is not None:
             try:
@@ -159,9 +160,10 @@ def emit(report: Report, wanted: Sequence[Target]) -> None:
     for t in wanted:
         if t.path is None:
             if t.format is OutputFormat.TEXT:
-                from splitlock_probe.report.console import stdout
+                from splitlock_probe.report import console
 
-                report.draw(stdout())
+                report.draw(console.stderr() if stderr else console.stdout())
             else:
-                sys.stdout.write(render(report, t.format))
-                sys.stdout.flush()
+                stream = sys.stderr if stderr else sys.stdout
+                stream.write(render(report, t.format))
+                stream.flush()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from splitlock_probe.kmsg.tally import LogTally
     from splitlock_probe.report.logview import ProcessView
     from splitlock_probe.scan import ScanResult, SingleProbe
+    from splitlock_probe.tracking.session import RunResult
 
 TEXT, JSON, JUNIT, SVG, HTML = (
     OutputFormat.TEXT,
@@ -139,6 +140,29 @@ class CompareReport(_NoJunit):
         from splitlock_probe.report.compareview import compare_document
 
         return compare_document(self.comparison)
+
+
+@dataclass
+class RunReport:
+    result: RunResult
+    title = "splitlock-probe run"
+    formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML})
+    list_key = "threads"
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.report.runview import draw_run
+
+        draw_run(self.result, console)
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.report.runview import run_document
+
+        return run_document(self.result)
+
+    def junit(self) -> str:
+        from splitlock_probe.report.runview import run_junit
+
+        return run_junit(self.result)
 
 
 @dataclass

@@ -1,0 +1,275 @@
+"""`run -- CMD` for people (a table per thread), programs (run/v1) and CI (JUnit)."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import socket
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING, Any
+
+from splitlock_probe import __version__
+from splitlock_probe.kmsg.messages import BUS_LOCK, SPLIT_LOCK
+from splitlock_probe.tracking.session import RunResult, Site, exit_status, sites
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+RUN_SCHEMA = "splitlock-probe/run/v1"
+
+
+def _detectors_used(result: RunResult) -> list[str]:
+    return list(result.request.detectors)
+
+
+def notes(result: RunResult) -> list[str]:
+    """What the numbers mean, and what could not be seen."""
+    out: list[str] = []
+    used = _detectors_used(result)
+    if not used:
+        out.append(
+            "no detector on this host can see split locks, so this run proves nothing "
+            "about them: " + "; ".join(f"{n}: {a.reason}" for n, a in result.detectors.items())
+        )
+    if result.trap_lines[SPLIT_LOCK]:
+        out.append(
+            "#AC lines come once per thread: counts are threads that split-locked, "
+            "not split locks (hardware counters give true counts)"
+        )
+    for kind, label in ((SPLIT_LOCK, "split-lock"), (BUS_LOCK, "bus-lock")):
+        if result.tally.suppressed[kind]:
+            out.append(
+                f"the kernel suppressed {result.tally.suppressed[kind]:,} {label} lines while "
+                "the command ran (printk ratelimit): some threads may be missing"
+            )
+    if result.fatal_sigbus:
+        out.append(
+            "fatal mode: the command died of SIGBUS, which is how this kernel stops a "
+            "split lock (a real bus error looks the same)"
+        )
+    if result.tracking_note:
+        out.append(f"threads were found by {result.tracking}: {result.tracking_note}")
+    if result.tracking_lost:
+        out.append(f"the kernel dropped {result.tracking_lost:,} task records (a ring was full)")
+    if result.overwritten:
+        out.append(f"{result.overwritten:,} kernel log records were overwritten before being read")
+    if result.counter_error:
+        out.append(f"counters: {result.counter_error}")
+    if result.counters_scaled:
+        out.append("counters were multiplexed; counts are scaled estimates")
+    return out
+
+
+def run_document(result: RunResult) -> dict[str, Any]:
+    from splitlock_probe.report.jsondoc import tool
+
+    k = result.host.kernel
+    return {
+        "schema": RUN_SCHEMA,
+        "tool": tool(),
+        "command": list(result.request.argv),
+        "pid": result.pid,
+        "started": result.started,
+        "elapsed_s": round(result.elapsed_s, 6),
+        "exit": None
+        if result.exit is None
+        else {
+            "code": result.exit.code,
+            "signal": result.exit.signal,
+            "status": result.exit.status,
+            "text": result.exit.describe(),
+        },
+        "host": {**result.host.cpu.as_dict(), "machine": platform.machine()},
+        "kernel": {
+            "effective_mode": k.effective_mode,
+            "mode_source": k.mode_source,
+            "split_lock_mitigate": k.split_lock_mitigate,
+            "penalty": k.misery,
+        },
+        "detectors": {
+            n: {**a.as_dict(), "used": n in _detectors_used(result)}
+            for n, a in result.detectors.items()
+        },
+        "tracking": {
+            "method": result.tracking,
+            "note": result.tracking_note,
+            "tasks": result.tasks_seen,
+            "processes": result.processes_seen,
+            "records_lost": result.tracking_lost,
+        },
+        "log": {
+            "lines": result.tally.lines,
+            "trap_lines": result.trap_lines,
+            "other_tasks": result.others,
+            "suppressed": dict(result.tally.suppressed),
+            "malformed": result.tally.malformed,
+            "overwritten": result.overwritten,
+        },
+        "counters": {
+            "events": dict(result.counters),
+            "kinds": dict(result.counter_kinds),
+            "scaled": result.counters_scaled,
+            "error": result.counter_error,
+        },
+        "rusage": result.rusage,
+        "threads": [
+            {
+                "tid": t.tid,
+                "tgid": t.tgid,
+                "comm": t.comm,
+                SPLIT_LOCK: t.split_lock,
+                BUS_LOCK: t.bus_lock,
+                "sites": [
+                    {"ip": f"{ip:#x}", "count": n, "location": where}
+                    for ip, (n, where) in t.sites.items()
+                ],
+            }
+            for t in sorted(result.threads.values(), key=lambda t: t.tid)
+        ],
+        "sites": [_site_dict(s) for s in sites(result)],
+        "signals_forwarded": result.forwarded,
+        "interrupted": result.interrupted,
+        "notes": notes(result),
+        "summary": {
+            "split": result.split,
+            "threads": len(result.threads),
+            "counted": result.counted,
+            "penalty_ms_at_least": result.penalty_ms,
+            "fail_on": result.request.fail_on,
+            "exit_status": exit_status(result),
+        },
+    }
+
+
+def _site_dict(s: Site) -> dict[str, Any]:
+    return {
+        "ip": f"{s.ip:#x}",
+        "location": s.location,
+        "count": s.count,
+        "threads": [{"tid": tid, "comm": comm} for tid, comm in s.threads],
+    }
+
+
+def verdict_line(result: RunResult) -> str:
+    command = shlex.join(result.request.argv)
+    ended = result.exit.describe() if result.exit else "did not end"
+    if not _detectors_used(result):
+        seen = "split locks: not observable on this host"
+    elif result.split:
+        parts = []
+        if result.threads:
+            parts.append(f"{len(result.threads)} thread(s) trapped by the kernel")
+        if result.counted:
+            parts.append(f"{result.counted:,} counted by the PMU")
+        if result.fatal_sigbus:
+            parts.append("killed by the fatal-mode SIGBUS")
+        seen = "SPLIT LOCKS: " + ", ".join(parts)
+    else:
+        seen = "no split locks seen"
+    return f"{command}: {ended} after {result.elapsed_s:.2f} s; {seen}"
+
+
+def draw_run(result: RunResult, console: Console) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    k = result.host.kernel
+    head = Text(f"kernel: split-lock mode {k.effective_mode} ({k.mode_source})", style="dim")
+    head.append("; 10 ms penalty per trapped split lock" if k.misery else "", style="dim")
+    for n, a in result.detectors.items():
+        used = "used" if n in result.request.detectors else "unavailable"
+        head.append(f"\ndetector {n}: {used if a.available else 'unavailable'}: {a.reason}")
+    head.append(
+        f"\ntree: {result.tasks_seen:,} threads in {result.processes_seen:,} processes, "
+        f"by {result.tracking}",
+        style="dim",
+    )
+    console.print(head)
+    if result.threads:
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="threads that trapped",
+                  title_justify="left")  # fmt: skip
+        for column in ("comm", "tid", "pid", "#AC", "#DB"):
+            t.add_column(column, overflow="fold")
+        t.add_column("trap sites", overflow="fold", ratio=2)
+        for r in sorted(result.threads.values(), key=lambda r: (-r.split_lock - r.bus_lock, r.tid)):
+            where = ", ".join(
+                f"{loc or f'{ip:#x}'} x{n}" for ip, (n, loc) in list(r.sites.items())[:3]
+            )
+            t.add_row(r.comm, str(r.tid), str(r.tgid or "?"), str(r.split_lock),
+                      str(r.bus_lock), where)  # fmt: skip
+        console.print(t)
+    if result.counters:
+        counted = ", ".join(
+            f"{name} {'n/a' if v is None else f'{v:,}'}" for name, v in result.counters.items()
+        )
+        console.print(Text(f"counters (whole tree): {counted}"))
+    if result.penalty_ms:
+        console.print(Text(f"penalty: at least {result.penalty_ms:,.0f} ms of 10 ms sleeps"))
+    for note in notes(result):
+        console.print(Text("note: " + note, style="yellow"))
+    style = "bold red" if result.split else "green"
+    console.print(Text(verdict_line(result), style=style))
+
+
+def run_junit(result: RunResult) -> str:
+    """A case for the command, and one per trap site (stable across runs: a
+    library offset, not a thread id)."""
+    fail_on_split = result.request.fail_on == "split"
+    suite = ET.Element("testsuite")
+    props = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("tool", f"splitlock-probe {__version__}"),
+        ("command", shlex.join(result.request.argv)),
+        ("split_lock_mode", result.host.kernel.effective_mode),
+        ("detectors", ",".join(_detectors_used(result))),
+        ("fail_on", result.request.fail_on),
+    ):
+        ET.SubElement(props, "property", name=name, value=value)
+    failures = skipped = 0
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        name=f"no split locks in {shlex.join(result.request.argv)}",
+        classname="splitlock_probe.run",
+        time=f"{result.elapsed_s:.6f}",
+    )
+    if not _detectors_used(result):
+        skipped += 1
+        ET.SubElement(case, "skipped", message=notes(result)[0])
+    elif result.split and fail_on_split:
+        failures += 1
+        ET.SubElement(case, "failure", type="split", message=verdict_line(result))
+    ET.SubElement(case, "system-out").text = "\n".join([verdict_line(result), *notes(result)])
+    for s in sites(result):
+        site_case = ET.SubElement(
+            suite, "testcase", name=f"split lock at {s.name}", classname="splitlock_probe.run.site"
+        )
+        threads = ", ".join(f"{comm}/{tid}" for tid, comm in s.threads)
+        text = f"{s.count} trap line(s) at {s.name} ({s.ip:#x}) from {threads}"
+        if fail_on_split:
+            failures += 1
+            ET.SubElement(site_case, "failure", type="split", message=text)
+        ET.SubElement(site_case, "system-out").text = text
+    tests = 1 + len(sites(result))
+    suite.attrib.update(
+        name="splitlock-probe run",
+        tests=str(tests),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+        time=f"{result.elapsed_s:.3f}",
+        timestamp=result.started,
+        hostname=socket.gethostname(),
+    )
+    root = ET.Element(
+        "testsuites",
+        name="splitlock-probe",
+        tests=str(tests),
+        failures=str(failures),
+        errors="0",
+        time=f"{result.elapsed_s:.3f}",
+    )
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

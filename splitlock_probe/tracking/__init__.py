@@ -1,0 +1,1 @@
+"""`run -- CMD`: a command's process tree, started, followed and reported on."""
