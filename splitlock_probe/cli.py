@@ -646,6 +646,161 @@ def run(
     raise SystemExit(exit_status(result))
 
 
+def _listen_address(value: str) -> tuple[str, int]:
+    """ADDR:PORT, [IPv6]:PORT or :PORT (all addresses)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--listen {value}: give ADDR:PORT, e.g. 127.0.0.1:9977 or [::1]:9977")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often the table, the JSON lines and the metrics file are renewed.",
+)
+@click.option("--once", is_flag=True, help="Print one snapshot after one interval, then exit.")
+@click.option(
+    "--since-boot",
+    is_flag=True,
+    help="Count the trap lines already in the kernel's ring buffer too, not only new ones "
+    "(with --once: the host's story so far, for cron).",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(1),
+    default=20,
+    show_default=True,
+    help="Processes shown in the table and in each JSON snapshot.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Processes (and per-comm metric series) kept; the quietest age out beyond it.",
+)
+@click.option(
+    "--prometheus-file",
+    metavar="PATH",
+    help="Write Prometheus metrics to PATH (atomically) every interval, for node_exporter's "
+    "textfile collector (name it *.prom).",
+)
+@click.option(
+    "--listen",
+    metavar="ADDR:PORT",
+    help="Serve Prometheus metrics on http://ADDR:PORT/metrics (port 0 picks a free one).",
+)
+@_event_option
+@_output_options()
+def watch(
+    interval: float,
+    once: bool,
+    since_boot: bool,
+    top: int,
+    limit: int,
+    prometheus_file: str | None,
+    listen: str | None,
+    events: tuple[str, ...],
+    **outputs: Any,
+) -> None:
+    """Watch the whole host: new split-lock (#AC) and bus-lock (#DB) traps per
+    process, per-CPU PMU counts, the mode and the penalty; live.
+
+    The table is redrawn every --interval seconds on a terminal (a snapshot
+    per interval when stdout is not one; with --json, one JSON document per
+    line). Memory stays bounded however long it runs (--limit). Reading the
+    live log needs root (or CAP_SYSLOG) where kernel.dmesg_restrict=1; per-CPU
+    counts need root or perf_event_paranoid <= 0.
+
+    \b
+    Examples:
+      splitlock-probe watch
+      splitlock-probe watch --prometheus-file /var/lib/node_exporter/splitlock.prom
+      splitlock-probe watch --listen 127.0.0.1:9977
+      splitlock-probe watch --once --since-boot --json      (cron, scripts)
+
+    Exit status: 0 after --once; 130 when interrupted (after the last
+    snapshot is written); 4 when the kernel log cannot be read.
+    """
+    from splitlock_probe import host as host_state
+    from splitlock_probe.kmsg.source import KernelLog
+    from splitlock_probe.report.outputs import emit, writable
+    from splitlock_probe.report.reports import WatchReport
+    from splitlock_probe.report.watchview import WatchScreen
+    from splitlock_probe.scan import detector_availability
+    from splitlock_probe.tracking.tasklog import online_cpus
+    from splitlock_probe.watching.cpus import CpuCounters
+    from splitlock_probe.watching.session import Watch, WatchRequest
+
+    wanted = _targets(outputs)
+    textfile = writable("--prometheus-file", prometheus_file) if prometheus_file else None
+    address = _listen_address(listen) if listen else None
+    state = host_state.state(events)
+    everything = detector_availability(state)
+    available = {n: everything[n] for n in ("kmsg", "perf")}
+    log = KernelLog()  # KernelLogUnreadable: exit 4, with the reason
+    if state.pmu.available:
+        cpus = CpuCounters.open(state.pmu.counters, online_cpus())
+    else:
+        cpus = CpuCounters(error=state.pmu.reason)
+    session = Watch(WatchRequest(interval, since_boot, limit, top), state, available, log, cpus)
+    from splitlock_probe.report import prometheus
+
+    collector = None
+    server = None
+    interrupted = False
+    snap = None
+    try:
+        if since_boot:
+            session.read_log(final=True)
+        collector = prometheus.SnapshotCollector(session.snapshot(advance=False))
+        registry = prometheus.registry_for(collector)
+        if address is not None:
+            try:
+                server = prometheus.serve(address[0], address[1], registry)
+            except OSError as exc:
+                raise UsageError(f"--listen {listen}: {exc.strerror}") from None
+            bound = server.server_address
+            click.echo(
+                f"splitlock-probe: serving metrics on http://{bound[0]}:{bound[1]}/metrics",
+                err=True,
+            )
+        live = WatchScreen(outputs["as_json"], outputs["output"] is None and not once)
+        with live:
+            while True:
+                session.interval()
+                snap = session.snapshot()
+                collector.update(snap)
+                if textfile is not None:
+                    prometheus.write_file(textfile, registry)
+                if once:
+                    break
+                live.show(snap)
+    except KeyboardInterrupt:
+        interrupted = True
+        snap = session.snapshot()
+        if collector is not None:
+            collector.update(snap)
+            if textfile is not None:
+                prometheus.write_file(textfile, prometheus.registry_for(collector))
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        session.close()
+    if once or outputs["output"] is not None:
+        emit(WatchReport(snap), wanted)
+    else:  # the screen showed every snapshot; files still get the last one
+        emit(WatchReport(snap), [t for t in wanted if t.path is not None])
+    raise SystemExit(int(ExitStatus.INTERRUPTED if interrupted else ExitStatus.OK))
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout, atomically.")

@@ -57,6 +57,7 @@ def commands(scans: dict[str, Path]) -> dict[str, tuple[Any, list[str]]]:
         "compare": (reports.CompareReport, ["compare", str(scans["old"]), str(scans["new"])]),
         "primitives": (reports.PrimitivesReport, ["primitives"]),
         "run": (reports.RunReport, ["run", "--", "true"]),
+        "watch": (reports.WatchReport, ["watch", "--once", "--interval", "0.05"]),
     }
 
 

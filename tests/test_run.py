@@ -256,3 +256,25 @@ def test_unprivileged_run_follows_its_own_tree(programs: Path, run_unprivileged:
     # perf_event_paranoid=2 lets a user follow their own children.
     assert doc["tracking"]["tasks"] == 3, doc["tracking"]
     assert doc["exit"]["status"] == 0
+
+
+def test_ctrl_c_ends_the_command_and_still_reports(tmp_path: Path) -> None:
+    env = {**os.environ}
+    env.pop(ROOT_ENV, None)
+    out = tmp_path / "run.json"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "splitlock_probe", "run", "--json", "-o", str(out), "--",
+         "sleep", "30"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # wait for the command to be running
+        kids = Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()
+        if kids and Path(f"/proc/{kids[0]}/comm").read_text().strip() == "sleep":
+            break
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 128 + signal.SIGINT, err
+    doc = json.loads(out.read_text())  # the report was written all the same
+    assert doc["interrupted"] is True and doc["exit"]["signal"] == signal.SIGINT

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from splitlock_probe.report.logview import ProcessView
     from splitlock_probe.scan import ScanResult, SingleProbe
     from splitlock_probe.tracking.session import RunResult
+    from splitlock_probe.watching.session import Snapshot
 
 TEXT, JSON, JUNIT, SVG, HTML = (
     OutputFormat.TEXT,
@@ -163,6 +164,24 @@ class RunReport:
         from splitlock_probe.report.runview import run_junit
 
         return run_junit(self.result)
+
+
+@dataclass
+class WatchReport(_NoJunit):
+    snapshot: Snapshot
+    title = "splitlock-probe watch"
+    formats = PEOPLE_AND_PROGRAMS
+    list_key = "processes"
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.report.watchview import draw_watch
+
+        draw_watch(self.snapshot, console)
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.report.watchview import watch_document
+
+        return watch_document(self.snapshot)
 
 
 @dataclass

@@ -1,0 +1,161 @@
+"""A watch Snapshot as Prometheus metrics, through prometheus_client: the text
+format for node_exporter's textfile collector (written atomically by
+write_to_textfile) and a /metrics server. The collector serves the latest
+snapshot; the watch loop replaces it each interval.
+
+Metric names and labels are part of the user contract (docs/json.md#metrics).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+
+from splitlock_probe.kmsg.messages import KINDS
+from splitlock_probe.watching.session import Snapshot
+
+
+def metrics(snap: Snapshot) -> Iterator[Metric]:
+    traps = CounterMetricFamily(
+        "splitlock_traps",
+        "#AC split-lock and #DB bus-lock trap lines in the kernel log, per task name. "
+        "#AC lines come once per thread: they count threads, not split locks.",
+        labels=["comm", "kind"],
+    )
+    for comm, counts in snap.comms:
+        for kind in KINDS:
+            traps.add_metric([comm, kind], counts[kind])
+    yield traps
+
+    suppressed = CounterMetricFamily(
+        "splitlock_trap_lines_suppressed",
+        "Trap lines the kernel's printk ratelimit dropped ('callbacks suppressed').",
+        labels=["kind"],
+    )
+    for kind in KINDS:
+        suppressed.add_metric([kind], snap.suppressed[kind])
+    yield suppressed
+
+    if snap.pmu is not None:
+        pmu = CounterMetricFamily(
+            "splitlock_pmu_events",
+            "The PMU's split-lock or bus-lock event, per CPU, since the watch started.",
+            labels=["cpu", "event", "kind"],
+        )
+        for cpu, events in sorted(snap.pmu.items()):
+            for name, value in events.items():
+                if value is not None:
+                    pmu.add_metric([str(cpu), name, snap.pmu_kinds.get(name, "other")], value)
+        yield pmu
+
+    k = snap.kernel
+    mode = InfoMetricFamily("splitlock_mode", "How this kernel treats split locks.")
+    mode.add_metric(
+        [],
+        {
+            "mode": k.effective_mode,
+            "source": k.mode_source,
+            "release": k.release or "",
+            "split_lock_detect": str(k.split_lock_detect).lower(),
+            "bus_lock_detect": str(k.bus_lock_detect).lower(),
+        },
+    )
+    yield mode
+    if k.split_lock_mitigate is not None:
+        yield GaugeMetricFamily(
+            "splitlock_mitigate",
+            "kernel.split_lock_mitigate: 1 means a 10 ms sleep per trapped split lock.",
+            value=k.split_lock_mitigate,
+        )
+    yield GaugeMetricFamily(
+        "splitlock_penalty_active",
+        "1 when each trapped split lock costs the task a 10 ms sleep (warn mode, mitigate=1).",
+        value=int(k.misery),
+    )
+    available = GaugeMetricFamily(
+        "splitlock_detector_available",
+        "1 when the detector can see split locks on this host.",
+        labels=["detector"],
+    )
+    for name, a in snap.detectors.items():
+        available.add_metric([name], int(a.available))
+    yield available
+
+    def counter(name: str, doc: str, value: float) -> Metric:
+        return CounterMetricFamily(name, doc, value=value)
+
+    yield counter("splitlock_probe_log_lines", "Kernel log lines read.", snap.lines)
+    yield counter(
+        "splitlock_probe_log_records_lost",
+        "Kernel log records overwritten before they were read (EPIPE).",
+        snap.overwritten,
+    )
+    yield counter(
+        "splitlock_probe_parse_errors",
+        "Lines that named a split or bus lock but did not parse.",
+        snap.malformed,
+    )
+    yield counter(
+        "splitlock_probe_processes_aged_out",
+        "Processes dropped from the table to keep memory bounded (their counts are kept).",
+        snap.aged_out,
+    )
+    yield GaugeMetricFamily(
+        "splitlock_probe_processes", "Processes in the table now.", value=snap.processes
+    )
+    yield GaugeMetricFamily(
+        "splitlock_probe_last_update_timestamp_seconds",
+        "When these numbers were taken (Unix time).",
+        value=snap.taken,
+    )
+
+
+class SnapshotCollector:
+    """A prometheus_client collector that serves the latest snapshot."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self._lock = threading.Lock()
+        self._snap = snap
+
+    def update(self, snap: Snapshot) -> None:
+        with self._lock:
+            self._snap = snap
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snap = self._snap
+        yield from metrics(snap)
+
+
+def registry_for(collector: SnapshotCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def text(snap: Snapshot) -> str:
+    """The Prometheus text format of one snapshot."""
+    return generate_latest(registry_for(SnapshotCollector(snap))).decode()
+
+
+def write_file(path: Path, registry: CollectorRegistry) -> None:
+    """Atomically, for the textfile collector (a temp file beside it, renamed)."""
+    write_to_textfile(str(path), registry)
+
+
+def serve(address: str, port: int, registry: CollectorRegistry) -> Any:
+    """Serve /metrics in a daemon thread; returns the server (shutdown() ends it)."""
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=address, registry=registry)
+    return server

@@ -1,0 +1,149 @@
+"""`watch`: follow the kernel log (and the PMU, where it counts) for the whole
+host, and hand out a snapshot each interval.
+
+A Snapshot is built once per interval and never changed, so the live table,
+the JSON lines, the Prometheus textfile and the /metrics server (another
+thread) all see the same numbers without sharing mutable state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+from splitlock_probe.detectors import Availability
+from splitlock_probe.host import HostState
+from splitlock_probe.kernel import KernelState
+from splitlock_probe.kmsg.lines import unwrap
+from splitlock_probe.kmsg.messages import KINDS, Banner, Malformed, Suppressed, TrapEvent, classify
+from splitlock_probe.kmsg.source import KernelLog
+from splitlock_probe.watching.cpus import CpuCounters
+from splitlock_probe.watching.table import DEFAULT_LIMIT, BoundedCounts, Row
+
+
+@dataclass(frozen=True)
+class WatchRequest:
+    interval: float = 2.0
+    since_boot: bool = False
+    limit: int = DEFAULT_LIMIT
+    top: int = 20
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    taken: float  # time.time()
+    watching_s: float
+    intervals: int
+    source: str
+    since_boot: bool
+    kernel: KernelState
+    banner_mode: str | None
+    detectors: dict[str, Availability]
+    rows: tuple[Row, ...]  # the busiest processes, copies
+    comms: tuple[tuple[str, dict[str, int]], ...]
+    totals: dict[str, int]
+    new: dict[str, int]  # events in the last interval
+    suppressed: dict[str, int]
+    lines: int
+    malformed: int
+    overwritten: int
+    processes: int  # rows kept now
+    aged_out: int
+    limit: int
+    pmu: dict[int, dict[str, int | None]] | None  # cpu -> event -> count since start
+    pmu_kinds: dict[str, str]
+    pmu_error: str | None
+
+
+@dataclass
+class Watch:
+    request: WatchRequest
+    host: HostState
+    detectors: dict[str, Availability]
+    log: KernelLog
+    cpus: CpuCounters | None = None
+    counts: BoundedCounts = field(init=False)
+    suppressed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    new: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    lines: int = 0
+    malformed: int = 0
+    banner: Banner | None = None
+    intervals: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.counts = BoundedCounts(self.request.limit)
+        if not self.request.since_boot:
+            self.log.seek_end()
+
+    def feed(self, raw: str) -> TrapEvent | None:
+        line = unwrap(raw)
+        if line is None:
+            return None
+        self.lines += 1
+        msg = classify(line)
+        if isinstance(msg, TrapEvent):
+            self.counts.add(msg, time.monotonic())
+            self.new[msg.kind] += 1
+            return msg
+        if isinstance(msg, Suppressed):
+            self.suppressed[msg.kind] += msg.count
+        elif isinstance(msg, Banner):
+            self.banner = msg
+        elif isinstance(msg, Malformed):
+            self.malformed += 1
+        return None
+
+    def read_log(self, final: bool = False) -> None:
+        for raw in self.log.read_available(final=final):
+            self.feed(raw)
+
+    def interval(self) -> None:
+        """Read the log as lines come, for one interval."""
+        deadline = time.monotonic() + self.request.interval
+        while True:
+            self.read_log(final=False)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.log.wait(left)
+
+    def snapshot(self, advance: bool = True) -> Snapshot:
+        """The numbers now. `advance`: this ends an interval, and the next
+        one's "new" counts start from zero."""
+        if advance:
+            self.intervals += 1
+        snap = Snapshot(
+            taken=time.time(),
+            watching_s=time.monotonic() - self.started,
+            intervals=self.intervals,
+            source=str(self.log.path),
+            since_boot=self.request.since_boot,
+            kernel=self.host.kernel,
+            banner_mode=self.banner.mode if self.banner else None,
+            detectors=self.detectors,
+            rows=tuple(dataclasses.replace(r) for r in self.counts.top(self.request.top)),
+            comms=tuple((c, dict(n)) for c, n in self.counts.comm_counts()),
+            totals=dict(self.counts.totals),
+            new=dict(self.new),
+            suppressed=dict(self.suppressed),
+            lines=self.lines,
+            malformed=self.malformed,
+            overwritten=self.log.overwritten,
+            processes=len(self.counts.rows),
+            aged_out=self.counts.aged_out,
+            limit=self.request.limit,
+            pmu=self.cpus.read() if self.cpus and self.cpus.groups else None,
+            pmu_kinds=dict(self.cpus.kinds) if self.cpus else {},
+            pmu_error=self.cpus.error if self.cpus else None,
+        )
+        if advance:
+            self.counts.start_interval()
+            self.new = dict.fromkeys(KINDS, 0)
+        return snap
+
+    def close(self) -> None:
+        if self.cpus is not None:
+            self.cpus.close()
+        self.log.close()
