@@ -89,3 +89,44 @@ def test_usage_shows_real_log_and_host_output(run_cli, monkeypatch) -> None:  # 
     host = run_cli("host").stdout
     for line in [*log.splitlines(), *host.splitlines()]:
         assert line.rstrip() in usage, line
+
+
+def test_run_example(programs, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import DATA
+
+    root = tmp_path / "host"
+    shutil.copytree(DATA / "hosts" / "intel-adl-client-warn", root)
+    out = tmp_path / "run.json"
+    subprocess.run(
+        [sys.executable, "-m", "splitlock_probe", "run", "--fail-on", "split", "--json", "-o",
+         str(out), "--", str(programs / "splitter"), "--threads", "1", "--fork", "--kmsg",
+         str(root / "dev" / "kmsg")],
+        cwd=REPO, env={**os.environ, "SPLITLOCK_PROBE_ROOT": str(root)}, check=False,
+        capture_output=True,
+    )  # fmt: skip
+    doc = json.loads(out.read_text())
+    example = json.loads((EXAMPLES / "run.json").read_text())
+    assert shape(doc) == shape(example)
+    assert [t["comm"] for t in doc["threads"]] == [t["comm"] for t in example["threads"]]
+    assert doc["summary"] == {**example["summary"]}
+
+
+def test_watch_example(run_cli, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from tests.conftest import DATA
+
+    root = tmp_path / "host"
+    shutil.copytree(DATA / "hosts" / "intel-adl-client-warn", root)
+    shutil.copy(DATA / "kmsg" / "kmsg-raw.txt", root / "dev" / "kmsg")
+    monkeypatch.setenv("SPLITLOCK_PROBE_ROOT", str(root))
+    doc = cli_json(run_cli("watch", "--once", "--since-boot", "--interval", "0.05", "--json"))
+    example = json.loads((EXAMPLES / "watch.json").read_text())
+    assert shape(doc) == shape(example)
+    for key in ("totals", "suppressed", "log", "processes", "kernel", "notes"):
+        assert doc[key] == example[key], key

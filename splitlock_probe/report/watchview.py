@@ -36,7 +36,8 @@ def notes(snap: Snapshot) -> list[str]:
             "their counts stay in the totals"
         )
     if snap.malformed:
-        out.append(f"{snap.malformed:,} trap lines could not be parsed")
+        lines = "line" if snap.malformed == 1 else "lines"
+        out.append(f"{snap.malformed:,} trap {lines} could not be parsed")
     if snap.overwritten:
         out.append(f"{snap.overwritten:,} log records were overwritten before being read")
     return out
@@ -107,7 +108,7 @@ def renderable(snap: Snapshot) -> RenderableType:
     if k.misery:
         head.append("; penalty on: 10 ms sleep per trapped split lock", style="yellow")
     head.append(
-        f"\nwatching {snap.source} for {snap.watching_s:,.0f} s"
+        f"\nwatching {snap.source} for {snap.watching_s:,.1f} s"
         + (" (history since boot included)" if snap.since_boot else ""),
         style="dim",
     )
