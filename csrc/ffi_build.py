@@ -13,7 +13,16 @@ import cffi
 
 HERE = Path(__file__).resolve().parent
 # Every C file of the core, explicitly: nothing is picked up by accident.
-SOURCES = ["ops.c", "trap.c", "timing.c", "arena.c", "layouts.c", "perf.c", "reaper.c", "taskring.c"]
+SOURCES = [
+    "ops.c",
+    "trap.c",
+    "timing.c",
+    "arena.c",
+    "layouts.c",
+    "perf.c",
+    "reaper.c",
+    "taskring.c",
+]
 
 
 def _rel(path: Path) -> str:
