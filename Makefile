@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CORE_SOURCES := $(wildcard csrc/*.c csrc/*.h csrc/*.cdef csrc/*.py)
+CORE_SOURCES := $(wildcard csrc/*.c csrc/*.h csrc/*.cdef csrc/*.py csrc/agent/*.c csrc/agent/*.h)
 ARGS ?=
 
 .PHONY: all install scan test lint pytest bench clean
@@ -42,5 +42,5 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis
-	rm -f splitlock_probe/_core.c splitlock_probe/_core.o splitlock_probe/_core*.so csrc/*.o
+	rm -f splitlock_probe/_core.c splitlock_probe/_core.o splitlock_probe/_core*.so splitlock_probe/_agent*.so csrc/*.o
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

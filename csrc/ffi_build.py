@@ -22,6 +22,7 @@ SOURCES = [
     "perf.c",
     "reaper.c",
     "taskring.c",
+    "tracer.c",
 ]
 
 

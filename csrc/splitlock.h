@@ -161,4 +161,25 @@ int slp_taskring_open(int pid, int cpu, uint32_t pages, struct slp_taskring *rin
 int slp_taskring_read(struct slp_taskring *ring, void *out, size_t cap, size_t *len);
 int slp_taskring_close(struct slp_taskring *ring);
 
+/* The ptrace alignment-trap tracer (tracer.c): records locked traps of a
+ * seized command's whole tree into a trapbuf.h buffer. */
+struct slp_tracer;
+struct slp_trace_info {
+    int done;    /* the command has ended */
+    int status;  /* its wait status */
+    double user_s;
+    double system_s;
+    long max_rss_kb;
+    long voluntary_switches;
+    long involuntary_switches;
+    uint64_t tasks_seen;
+    uint32_t tasks_now;
+};
+int slp_tracer_new(int pid, void *buffer, struct slp_tracer **out);
+int slp_tracer_poll(struct slp_tracer *t, int timeout_ms, struct slp_trace_info *info);
+int slp_tracer_release(struct slp_tracer *t, int timeout_ms, struct slp_trace_info *info);
+int slp_tracer_free(struct slp_tracer *t);
+/* The trace buffer layout (agent/trapbuf.h), as compiled. */
+int slp_trapbuf_layout(uint32_t *header, uint32_t *record, uint32_t *insn_offset);
+
 #endif /* SPLITLOCK_H */

@@ -24,6 +24,7 @@ from splitlock_probe.errors import (
 from splitlock_probe.layouts import ALIGNS, DEFAULT_ALIGN, DEFAULT_FIELD, DEFAULT_LAYOUTS, LAYOUTS
 from splitlock_probe.model import ALIASES, PRIMITIVES
 from splitlock_probe.pacing import CHOICES as PACE_CHOICES
+from splitlock_probe.tracing.choose import CHOICES as TRACE_CHOICES
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -571,10 +572,22 @@ RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_ar
 @_event_option
 @click.option(
     "--fail-on",
-    type=click.Choice(["none", "split"]),
+    type=click.Choice(["none", "split", "hazard"]),
     default="none",
     show_default=True,
-    help="Exit 1 when the command split-locked (and did not fail on its own).",
+    help="Exit 1 when the command split-locked (hazard: also when --trace saw a locked op "
+    "misaligned inside a line, which splits at another placement), and did not fail on "
+    "its own.",
+)
+@click.option(
+    "--trace",
+    type=click.Choice(TRACE_CHOICES),
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    help="Trace alignment traps (EFLAGS.AC) in every thread, to find each locked op with "
+    "a misaligned operand: works on any x86 host, VMs and AMD included. auto: the "
+    "preloaded agent for dynamically linked programs, ptrace for static or set-user-ID ones.",
 )
 @click.option(
     "--require-detector",
@@ -582,7 +595,7 @@ RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_ar
     multiple=True,
     metavar="NAME[,NAME]",
     help="Exit 4 without running the command unless these detectors can run here "
-    "(kmsg, perf, or any).",
+    "(kmsg, perf, trace, or any).",
 )
 @_output_options(junit=True)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -590,6 +603,7 @@ def run(
     detect: tuple[str, ...],
     events: tuple[str, ...],
     fail_on: str,
+    trace: str | None,
     required: tuple[str, ...],
     command: tuple[str, ...],
     **outputs: Any,
@@ -620,6 +634,7 @@ def run(
     from splitlock_probe.report.outputs import emit
     from splitlock_probe.report.reports import RunReport
     from splitlock_probe.scan import detector_availability
+    from splitlock_probe.tracing.choose import availability as trace_availability
     from splitlock_probe.tracking.session import RUN_DETECTORS, RunRequest, execute, exit_status
 
     wanted_detectors = (
@@ -629,17 +644,23 @@ def run(
     state = host_state.state(events)
     everything = detector_availability(state)
     available = {n: everything[n] for n in RUN_DETECTORS}
+    if trace is not None:
+        available["trace"] = trace_availability(trace)
+        wanted_detectors.append("trace")
+    if fail_on == "hazard" and trace is None:
+        raise UsageError("--fail-on hazard needs --trace: only the tracer sees hazards")
     names = _split(required)
     if "any" in names:
         if not any(available[n].available for n in wanted_detectors):
             reasons = "; ".join(f"{n}: {available[n].reason}" for n in wanted_detectors)
             raise UnsupportedHost(f"no detector can see split locks here ({reasons})")
         names = [n for n in names if n != "any"]
-    _require(_choose("detector", names, RUN_DETECTORS), available)
+    _require(_choose("detector", names, [*RUN_DETECTORS, "trace"]), available)
     request = RunRequest(
         tuple(command),
         tuple(n for n in wanted_detectors if available[n].available),
         fail_on,
+        trace=trace if trace is not None and available["trace"].available else None,
     )
     result = execute(request, state, {n: available[n] for n in wanted_detectors})
     emit(RunReport(result), wanted, stderr=True)

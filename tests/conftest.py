@@ -96,7 +96,8 @@ def unprivileged_python() -> str | None:
 
 # What `python -m splitlock_probe` imports at run time, beside the package itself.
 RUNTIME_MODULES = ("click", "rich", "pygments", "markdown_it", "mdurl", "cffi", "_cffi_backend",
-                   "pycparser", "psutil", "prometheus_client")  # fmt: skip
+                   "pycparser", "psutil", "prometheus_client", "capstone",
+                   "elftools")  # fmt: skip
 
 
 def _unprivileged_tree(root: Path) -> None:

@@ -57,6 +57,8 @@ def notes(result: RunResult) -> list[str]:
         out.append(f"counters: {result.counter_error}")
     if result.counters_scaled:
         out.append("counters were multiplexed; counts are scaled estimates")
+    if result.trace is not None:
+        out.extend(f"trace: {n}" for n in result.trace.notes())
     return out
 
 
@@ -127,17 +129,40 @@ def run_document(result: RunResult) -> dict[str, Any]:
             for t in sorted(result.threads.values(), key=lambda t: t.tid)
         ],
         "sites": [_site_dict(s) for s in sites(result)],
+        "trace": None if result.trace is None else trace_section(result),
         "signals_forwarded": result.forwarded,
         "interrupted": result.interrupted,
         "notes": notes(result),
         "summary": {
             "split": result.split,
+            "hazard": result.hazard,
             "threads": len(result.threads),
             "counted": result.counted,
             "penalty_ms_at_least": result.penalty_ms,
             "fail_on": result.request.fail_on,
             "exit_status": exit_status(result),
         },
+    }
+
+
+def trace_section(result: RunResult) -> dict[str, Any]:
+    t = result.trace
+    assert t is not None
+    return {
+        "mechanism": t.mechanism,
+        "reason": t.reason,
+        "alignment_traps": t.counters["traps"],
+        "locked_traps": t.counters["locked"],
+        "unlocked_traps": t.unlocked,
+        "dropped": t.counters["dropped"],
+        "signals_passed_on": t.counters["passed_on"],
+        "images": t.counters["images"],
+        "ac_rearmed": t.counters["lost_ac"],
+        "undecodable": t.undecodable,
+        "split": t.split,
+        "hazard": t.hazard,
+        "sites": [site.as_dict() for site in t.sites],
+        "notes": t.notes(),
     }
 
 
@@ -163,10 +188,58 @@ def verdict_line(result: RunResult) -> str:
             parts.append(f"{result.counted:,} counted by the PMU")
         if result.fatal_sigbus:
             parts.append("killed by the fatal-mode SIGBUS")
+        if result.trace is not None and result.trace.split:
+            parts.append(_traced(result, "split"))
         seen = "SPLIT LOCKS: " + ", ".join(parts)
+        if result.hazard:
+            seen += f"; hazards: {_traced(result, 'hazard')}"
+    elif result.hazard:
+        seen = f"no split locks seen; HAZARDS: {_traced(result, 'hazard')}"
     else:
         seen = "no split locks seen"
+        if result.trace is not None:
+            seen += f" (traced {result.trace.counters['traps']:,} alignment traps)"
     return f"{command}: {ended} after {result.elapsed_s:.2f} s; {seen}"
+
+
+def _traced(result: RunResult, kind: str) -> str:
+    t = result.trace
+    assert t is not None
+    chosen = [s for s in t.sites if s.kind == kind]
+    n = sum(s.split if kind == "split" else s.hazard for s in chosen)
+    return f"{n:,} traced at {len(chosen)} site(s)"
+
+
+def draw_trace(result: RunResult, console: Console) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    t = result.trace
+    assert t is not None
+    console.print(
+        Text(
+            f"trace: {t.mechanism} ({t.reason}): {t.counters['traps']:,} alignment traps, "
+            f"{t.counters['locked']:,} of locked ops",
+            style="dim",
+        )
+    )
+    if not t.sites:
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="locked ops with a misaligned "
+                  "operand", title_justify="left")  # fmt: skip
+    for column in ("site", "symbol", "instruction", "width", "mod 64", "count", "kind",
+                   "threads"):  # fmt: skip
+        table.add_column(column, overflow="fold")
+    for s in t.sites:
+        offsets = ",".join(str(o) for o in sorted(s.line_offsets))
+        threads = ", ".join(f"{c or '?'}/{tid}" for tid, c in list(s.threads.items())[:3])
+        if len(s.threads) > 3:
+            threads += f", +{len(s.threads) - 3}"
+        style = "bold red" if s.kind == "split" else "yellow"
+        table.add_row(s.name, s.symbol or "-", s.text, str(s.width), offsets, f"{s.count:,}",
+                      Text(s.kind, style=style), threads)  # fmt: skip
+    console.print(table)
 
 
 def draw_run(result: RunResult, console: Console) -> None:
@@ -199,6 +272,8 @@ def draw_run(result: RunResult, console: Console) -> None:
             t.add_row(r.comm, str(r.tid), str(r.tgid or "?"), str(r.split_lock),
                       str(r.bus_lock), where)  # fmt: skip
         console.print(t)
+    if result.trace is not None:
+        draw_trace(result, console)
     if result.counters:
         counted = ", ".join(
             f"{name} {'n/a' if v is None else f'{v:,}'}" for name, v in result.counters.items()
@@ -208,14 +283,15 @@ def draw_run(result: RunResult, console: Console) -> None:
         console.print(Text(f"penalty: at least {result.penalty_ms:,.0f} ms of 10 ms sleeps"))
     for note in notes(result):
         console.print(Text("note: " + note, style="yellow"))
-    style = "bold red" if result.split else "green"
+    style = "bold red" if result.split else ("yellow" if result.hazard else "green")
     console.print(Text(verdict_line(result), style=style))
 
 
 def run_junit(result: RunResult) -> str:
     """A case for the command, and one per trap site (stable across runs: a
     library offset, not a thread id)."""
-    fail_on_split = result.request.fail_on == "split"
+    fail_on = result.request.fail_on
+    fail_on_split = fail_on in ("split", "hazard")
     suite = ET.Element("testsuite")
     props = ET.SubElement(suite, "properties")
     for name, value in (
@@ -237,9 +313,10 @@ def run_junit(result: RunResult) -> str:
     if not _detectors_used(result):
         skipped += 1
         ET.SubElement(case, "skipped", message=notes(result)[0])
-    elif result.split and fail_on_split:
+    elif (result.split and fail_on_split) or (result.hazard and fail_on == "hazard"):
         failures += 1
-        ET.SubElement(case, "failure", type="split", message=verdict_line(result))
+        kind = "split" if result.split else "hazard"
+        ET.SubElement(case, "failure", type=kind, message=verdict_line(result))
     ET.SubElement(case, "system-out").text = "\n".join([verdict_line(result), *notes(result)])
     for s in sites(result):
         site_case = ET.SubElement(
@@ -251,7 +328,27 @@ def run_junit(result: RunResult) -> str:
             failures += 1
             ET.SubElement(site_case, "failure", type="split", message=text)
         ET.SubElement(site_case, "system-out").text = text
-    tests = 1 + len(sites(result))
+    traced = result.trace.sites if result.trace is not None else []
+    for t in traced:
+        site_case = ET.SubElement(
+            suite,
+            "testcase",
+            name=f"{t.kind} at {t.name}" + (f" ({t.symbol})" if t.symbol else ""),
+            classname="splitlock_probe.run.trace",
+        )
+        offsets = ", ".join(str(o) for o in sorted(t.line_offsets))
+        threads = ", ".join(f"{c or '?'}/{tid}" for tid, c in t.threads.items())
+        text = (
+            f"{t.text} ({t.width} bytes) at {t.name}: {t.count} traps, {t.split} split a line, "
+            f"{t.hazard} misaligned inside one; operand address mod 64: {offsets}; "
+            f"threads {threads}"
+        )
+        forbidden = (fail_on in ("split", "hazard") and t.split) or fail_on == "hazard"
+        if forbidden:
+            failures += 1
+            ET.SubElement(site_case, "failure", type=t.kind, message=text)
+        ET.SubElement(site_case, "system-out").text = text
+    tests = 1 + len(sites(result)) + len(traced)
     suite.attrib.update(
         name="splitlock-probe run",
         tests=str(tests),

@@ -31,6 +31,9 @@ from splitlock_probe.kmsg.messages import BUS_LOCK, SPLIT_LOCK, TrapEvent
 from splitlock_probe.kmsg.source import KernelLog
 from splitlock_probe.kmsg.tally import LogTally
 from splitlock_probe.perf.counters import CounterGroup, Reading, by_pmu
+from splitlock_probe.procinfo import Mapping
+from splitlock_probe.tracing.run import Tracing
+from splitlock_probe.tracing.sites import TraceResult
 from splitlock_probe.tracking import spawn
 from splitlock_probe.tracking.tasklog import RingTracker
 from splitlock_probe.tracking.tree import ProcessTree
@@ -55,8 +58,9 @@ POLL_S = 0.01  # how often the log and the tree are looked at while the command 
 class RunRequest:
     argv: tuple[str, ...]
     detectors: tuple[str, ...]  # the ones that will be used (available and wanted)
-    fail_on: str = "none"
+    fail_on: str = "none"  # none | split | hazard
     poll_s: float = POLL_S
+    trace: str | None = None  # auto | agent | ptrace: trace alignment traps
 
 
 @dataclass
@@ -84,6 +88,12 @@ class ThreadRecord:
 class Exit:
     code: int | None  # exit status, or None when a signal ended it
     signal: int | None
+
+    @classmethod
+    def from_status(cls, status: int) -> Exit:
+        if os.WIFSIGNALED(status):
+            return cls(None, os.WTERMSIG(status))
+        return cls(os.waitstatus_to_exitcode(status), None)
 
     @property
     def status(self) -> int:
@@ -125,6 +135,7 @@ class RunResult:
     rusage: dict[str, float] = field(default_factory=dict)
     forwarded: list[str] = field(default_factory=list)
     interrupted: bool = False  # the terminal (or someone) sent us SIGINT/SIGTERM
+    trace: TraceResult | None = None  # run --trace: the alignment-trap sites
 
     @property
     def trap_lines(self) -> dict[str, int]:
@@ -156,7 +167,13 @@ class RunResult:
     @property
     def split(self) -> bool:
         """Did any detector see a split lock (or a bus lock) in the tree?"""
-        return bool(sum(self.trap_lines.values()) or self.counted or self.fatal_sigbus)
+        traced = bool(self.trace and self.trace.split)
+        return bool(sum(self.trap_lines.values()) or self.counted or self.fatal_sigbus or traced)
+
+    @property
+    def hazard(self) -> bool:
+        """Did the tracer see a locked op misaligned inside a line (splits elsewhere)?"""
+        return bool(self.trace and self.trace.hazard)
 
     @property
     def penalty_ms(self) -> float | None:
@@ -177,10 +194,7 @@ def _reap(child: int, result: RunResult) -> None:
         if pid == 0:
             return
         if pid == child:
-            if os.WIFSIGNALED(status):
-                result.exit = Exit(None, os.WTERMSIG(status))
-            else:
-                result.exit = Exit(os.waitstatus_to_exitcode(status), None)
+            result.exit = Exit.from_status(status)
             result.rusage = {
                 "user_s": usage.ru_utime,
                 "system_s": usage.ru_stime,
@@ -228,6 +242,8 @@ class Tracker(Protocol):
     def owns(self, tid: int, comm: str | None = None) -> bool: ...
     def tgid(self, tid: int) -> int | None: ...
     def locate(self, tid: int, address: int) -> str | None: ...
+    def mapping(self, tid: int, address: int) -> Mapping | None: ...
+    def comm(self, tid: int) -> str | None: ...
     @property
     def counts(self) -> tuple[int, int, int]: ...
     def close(self) -> None: ...
@@ -273,6 +289,19 @@ class _Loop:
         record.add(event, self.tracker.locate(event.pid, event.ip))
 
 
+def _wait_traced(tracer: native.Tracer, timeout_s: float, result: RunResult) -> None:
+    info = tracer.poll(timeout_s)
+    if info.done:
+        result.exit = Exit.from_status(info.status)
+        result.rusage = {
+            "user_s": info.user_s,
+            "system_s": info.system_s,
+            "max_rss_kb": info.max_rss_kb,
+            "voluntary_switches": info.voluntary_switches,
+            "involuntary_switches": info.involuntary_switches,
+        }
+
+
 def _forward(info: Any, child: int, result: RunResult) -> None:
     sig = signal.Signals(info.si_signo)
     if sig in (signal.SIGINT, signal.SIGTERM):
@@ -302,21 +331,31 @@ def execute(
     t0 = time.monotonic()
     groups: list[CounterGroup] = []
     tracker: Tracker | None = None
+    tracing: Tracing | None = None
     try:
-        child = spawn.start(request.argv, mask=old_mask)
+        if request.trace:
+            tracing = Tracing(request.argv, request.trace)
+        child = spawn.start(request.argv, mask=old_mask, env=tracing.env() if tracing else None)
         result.pid = child.pid
         try:
             tracker = _tracker(child.pid, result)
             if "perf" in request.detectors:
                 groups = _open_counters(result, child.pid)
+            if tracing is not None:
+                tracing.attach(child.pid)
             child.release()
         except BaseException:
             child.abandon()
             raise
         result.tracking = tracker.method
         loop = _Loop(result, log, tracker)
+        ptrace = tracing.tracer if tracing is not None else None
         while result.exit is None:
-            info = signal.sigtimedwait(watched, request.poll_s)
+            if ptrace is not None:  # the tracer waits for the tree; we only pass signals on
+                _wait_traced(ptrace, request.poll_s, result)
+                info = signal.sigtimedwait(FORWARDED, 0)
+            else:
+                info = signal.sigtimedwait(watched, request.poll_s)
             if info is not None:
                 if info.si_signo == signal.SIGCHLD:
                     _reap(child.pid, result)
@@ -324,12 +363,18 @@ def execute(
                     _forward(info, child.pid, result)
             loop.drain()
         result.elapsed_s = time.monotonic() - t0
+        if ptrace is not None:
+            ptrace.release()
         _read_counters(result, groups)
         loop.drain(final=True)
         result.tasks_seen, result.processes_seen, result.tracking_lost = tracker.counts
+        if tracing is not None:
+            result.trace = tracing.result(tracker)
     finally:
         for g in groups:
             g.close()
+        if tracing is not None:
+            tracing.close()
         if tracker is not None:
             tracker.close()
         if log is not None:
@@ -376,6 +421,9 @@ def exit_status(result: RunResult) -> int:
     when a split lock was seen; else 0."""
     if result.exit is not None and result.exit.failed:
         return result.exit.status
-    if result.request.fail_on == "split" and result.split:
+    fail_on = result.request.fail_on
+    if fail_on in ("split", "hazard") and result.split:
+        return int(ExitStatus.FINDING)
+    if fail_on == "hazard" and result.hazard:
         return int(ExitStatus.FINDING)
     return int(ExitStatus.OK)

@@ -65,9 +65,12 @@ class GatedChild:
             os.waitpid(self.pid, 0)
 
 
-def start(argv: Sequence[str], mask: Iterable[int] | None = None) -> GatedChild:
+def start(
+    argv: Sequence[str], mask: Iterable[int] | None = None, env: dict[str, str] | None = None
+) -> GatedChild:
     """fork() a child that exec()s argv once released. `mask`: the signal mask
-    the command gets (the caller's own, before it blocked signals to wait on)."""
+    the command gets (the caller's own, before it blocked signals to wait on);
+    `env`: its environment (default: ours)."""
     if not argv:
         raise ValueError("no command")
     gate_r, gate_w = os.pipe()
@@ -84,7 +87,10 @@ def start(argv: Sequence[str], mask: Iterable[int] | None = None) -> GatedChild:
             for sig in _RESET:
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, set(mask or ()))
-            os.execvp(argv[0], list(argv))
+            if env is None:
+                os.execvp(argv[0], list(argv))
+            else:
+                os.execvpe(argv[0], list(argv), env)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.write(err_w, str(exc.errno or errno.EIO).encode())

@@ -32,12 +32,16 @@ class TreeProcess:
     images: list[list[Mapping]] = field(default_factory=lambda: [[]])  # one per exec, newest last
     execs: int = 0
 
-    def locate(self, address: int) -> str | None:
+    def mapping(self, address: int) -> Mapping | None:
         for image in reversed(self.images):
             for m in reversed(image):
                 if m.start <= address < m.end:
-                    return m.locate(address)
+                    return m
         return None
+
+    def locate(self, address: int) -> str | None:
+        m = self.mapping(address)
+        return m.locate(address) if m else None
 
 
 @dataclass
@@ -127,9 +131,17 @@ class TaskLog:
         return task.tgid if task else None
 
     def locate(self, tid: int, address: int) -> str | None:
+        m = self.mapping(tid, address)
+        return m.locate(address) if m else None
+
+    def mapping(self, tid: int, address: int) -> Mapping | None:
         task = self.tasks.get(tid)
         proc = self.processes.get(task.tgid) if task else None
-        return proc.locate(address) if proc else None
+        return proc.mapping(address) if proc else None
+
+    def comm(self, tid: int) -> str | None:
+        task = self.tasks.get(tid)
+        return task.comm if task else None
 
 
 def records(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
@@ -193,6 +205,12 @@ class RingTracker:
 
     def locate(self, tid: int, address: int) -> str | None:
         return self.log.locate(tid, address)
+
+    def mapping(self, tid: int, address: int) -> Mapping | None:
+        return self.log.mapping(tid, address)
+
+    def comm(self, tid: int) -> str | None:
+        return self.log.comm(tid)
 
     @property
     def counts(self) -> tuple[int, int, int]:

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from splitlock_probe.procinfo import Mapping, locate, parse_maps
+from splitlock_probe.procinfo import Mapping, parse_maps
 
 LIVE_PROC = Path("/proc")
 MAX_DEPTH = 256  # ancestry walks stop here (a loop would be a kernel bug, not ours to hang on)
@@ -154,6 +154,10 @@ class ProcessTree:
     def locate(self, tid: int, address: int) -> str | None:
         """'lib.so+0x..' for a trap address: the process's maps now while it
         lives, else the last ones read."""
+        m = self.mapping(tid, address)
+        return m.locate(address) if m else None
+
+    def mapping(self, tid: int, address: int) -> Mapping | None:
         task = self.tasks.get(tid)
         if task is None:
             return None
@@ -161,4 +165,11 @@ class ProcessTree:
         live = self.read_maps(task.tgid)
         if live and process is not None:
             process.maps = live
-        return locate(address, live or (process.maps if process else []))
+        for m in live or (process.maps if process else []):
+            if m.start <= address < m.end:
+                return m
+        return None
+
+    def comm(self, tid: int) -> str | None:
+        task = self.tasks.get(tid)
+        return task.comm if task else None

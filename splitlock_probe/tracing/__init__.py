@@ -1,0 +1,1 @@
+"""`run --trace`: alignment-trap tracing of a command, and what its traps say."""

@@ -1,0 +1,227 @@
+"""`run --trace` for real: alignment traps in every thread, child and exec'd
+image of tests/progs/hazards.c, through the preloaded agent and through
+ptrace, checked for exact sites and counts; the program's own SIGBUS
+handler and exit status; the decoder against independent arithmetic."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from splitlock_probe.paths import ROOT_ENV
+from splitlock_probe.tracing.buffer import TrapRecord
+from splitlock_probe.tracing.decode import decode
+from tests.conftest import DATA, REPO
+from tests.test_run import site_offset
+
+XSD = etree.XMLSchema(etree.parse(str(DATA / "junit" / "junit.xsd")))
+STORY = ["split", "3", "hazard", "2", "aligned", "2", "unlocked", "50", "threads", "2", "fork"]
+
+
+@pytest.fixture(scope="module")
+def static_hazards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("static") / "hazards-static"
+    source = REPO / "tests" / "progs" / "hazards.c"
+    command = ["gcc", "-O2", "-static", "-pthread", "-o", str(out), str(source)]
+    r = subprocess.run(command, capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"no static C library here: {r.stderr.decode()[-200:]}")
+    return out
+
+
+def traced(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    env = {**os.environ, "COLUMNS": "100"}
+    env.pop(ROOT_ENV, None)
+    r = subprocess.run(
+        [sys.executable, "-m", "splitlock_probe", "run", "--json", *args],
+        capture_output=True, text=True, cwd=REPO, env=env, check=False,
+    )  # fmt: skip
+    return r, json.loads(r.stderr)
+
+
+def check_story(doc: dict[str, Any], program: Path) -> None:
+    trace = doc["trace"]
+    name = program.name
+    sites = {s["symbol"]: s for s in trace["sites"]}
+    assert set(sites) == {"site_split", "site_hazard"}  # aligned and unlocked ops are not sites
+    split, hazard = sites["site_split"], sites["site_hazard"]
+    # main 3 + one per thread (2) + the exec'd child 1
+    assert (split["count"], split["split"], split["hazard"]) == (6, 6, 0)
+    assert split["kind"] == "split" and split["width"] == 8 and split["line_offsets"] == {"60": 6}
+    assert split["location"] == f"{name}+{site_offset(program, 'site_split'):#x}"
+    assert split["instruction"].startswith("lock bts qword ptr")
+    assert len(split["threads"]) == 4
+    # main 2 + the exec'd child 1
+    assert (hazard["count"], hazard["split"], hazard["hazard"]) == (3, 0, 3)
+    assert hazard["kind"] == "hazard" and hazard["width"] == 4
+    assert hazard["line_offsets"] == {"1": 3}
+    assert hazard["location"] == f"{name}+{site_offset(program, 'site_hazard'):#x}"
+    assert hazard["instruction"].startswith("lock xadd dword ptr")
+    assert trace["locked_traps"] == 9 and trace["dropped"] == 0
+    assert trace["unlocked_traps"] >= 50  # ours, and whatever the C library does
+    assert (trace["split"], trace["hazard"]) == (6, 3)
+
+
+@pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
+def test_every_thread_child_and_image_is_traced(programs: Path, mechanism: str) -> None:
+    r, doc = traced("--trace", mechanism, "--", str(programs / "hazards"), *STORY)
+    assert r.returncode == 0, r.stderr
+    assert doc["trace"]["mechanism"] == mechanism
+    check_story(doc, programs / "hazards")
+    assert doc["trace"]["images"] == 2  # the program, and its exec'd child
+
+
+def test_a_static_program_is_traced_with_ptrace(static_hazards: Path) -> None:
+    r, doc = traced("--trace", "--", str(static_hazards), *STORY)
+    assert r.returncode == 0
+    assert doc["trace"]["mechanism"] == "ptrace"
+    assert "statically linked" in doc["trace"]["reason"]
+    check_story(doc, static_hazards)
+
+
+@pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
+def test_the_programs_own_sigbus_handler_still_gets_its_signals(
+    programs: Path, mechanism: str
+) -> None:
+    # The program exits 1 unless its handler saw both its real bus error and its kill().
+    r, doc = traced("--trace", mechanism, "--", str(programs / "hazards"), "own-sigbus",
+                    "split", "1")  # fmt: skip
+    assert r.returncode == 0, r.stdout
+    assert "own SIGBUS handler ran 2 times (si_code 2, 0)" in r.stdout
+    assert doc["trace"]["signals_passed_on"] >= 2
+    assert [s["symbol"] for s in doc["trace"]["sites"]] == ["site_split"]
+
+
+@pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
+def test_the_commands_exit_status_is_kept(programs: Path, mechanism: str) -> None:
+    r, doc = traced("--trace", mechanism, "--fail-on", "split", "--", str(programs / "hazards"),
+                    "split", "1", "exit", "7")  # fmt: skip
+    assert r.returncode == 7
+    assert doc["exit"]["code"] == 7 and doc["summary"]["split"] is True
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "actions", "status"),
+    [
+        ("split", ["split", "1"], 1),
+        ("split", ["hazard", "1"], 0),  # a hazard is not a split
+        ("hazard", ["hazard", "1"], 1),
+        ("hazard", ["split", "1"], 1),  # a split is worse than a hazard
+        ("hazard", ["aligned", "3", "unlocked", "3"], 0),
+    ],
+)
+def test_fail_on_gates(programs: Path, fail_on: str, actions: list[str], status: int) -> None:
+    r, _ = traced("--trace", "--fail-on", fail_on, "--", str(programs / "hazards"), *actions)
+    assert r.returncode == status
+
+
+def test_junit_has_a_case_per_site(programs: Path, tmp_path: Path) -> None:
+    junit = tmp_path / "trace.xml"
+    r, _ = traced("--trace", "--fail-on", "hazard", "--junit", str(junit), "--",
+                  str(programs / "hazards"), "split", "1", "hazard", "1")  # fmt: skip
+    assert r.returncode == 1
+    tree = etree.parse(str(junit))
+    XSD.assertValid(tree)
+    cases = {c.get("name"): c for c in tree.findall(".//testcase")}
+    hazards = programs / "hazards"
+    split_name = f"split at hazards+{site_offset(hazards, 'site_split'):#x} (site_split)"
+    hazard_name = f"hazard at hazards+{site_offset(hazards, 'site_hazard'):#x} (site_hazard)"
+    assert cases[split_name].find("failure").get("type") == "split"
+    assert cases[hazard_name].find("failure").get("type") == "hazard"
+    assert "operand address mod 64: 1" in cases[hazard_name].find("system-out").text
+
+
+def test_fail_on_hazard_needs_trace(run_cli) -> None:  # type: ignore[no-untyped-def]
+    r = run_cli("run", "--fail-on", "hazard", "--", "true")
+    assert r.exit_code == 2 and "needs --trace" in r.stderr
+
+
+def test_the_agent_writes_only_to_the_buffer_it_was_given(programs: Path, tmp_path: Path) -> None:
+    """A stale SPLITLOCK_AGENT_FD naming some other open file is never written to."""
+    from splitlock_probe import native
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"\0" * 65536)
+    fd = os.open(victim, os.O_RDWR)
+    try:
+        env = {**os.environ, "LD_PRELOAD": str(native.agent_library()),
+               "SPLITLOCK_AGENT_FD": str(fd), "SPLITLOCK_AGENT_ID": "1:2"}  # fmt: skip
+        r = subprocess.run([str(programs / "hazards"), "split", "2", "unlocked", "10"],
+                           env=env, pass_fds=(fd,), capture_output=True)  # fmt: skip
+    finally:
+        os.close(fd)
+    assert r.returncode == 0  # no AC was set: nothing trapped, nothing died
+    assert victim.read_bytes() == b"\0" * 65536
+
+
+def test_unprivileged_trace(programs: Path, run_unprivileged: Any) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="splitlock-trace-"))
+    try:
+        shared.chmod(0o755)
+        shutil.copy2(programs / "hazards", shared / "hazards")
+        program = [str(shared / "hazards"), "split", "1", "hazard", "1"]
+        results = {
+            m: run_unprivileged("run", "--json", "--trace", m, "--", *program)
+            for m in ("agent", "ptrace")
+        }
+    finally:
+        shutil.rmtree(shared)
+    for mechanism, r in results.items():
+        assert r.returncode == 0, (mechanism, r.stderr)
+        doc = json.loads(r.stderr)
+        assert {s["symbol"]: s["kind"] for s in doc["trace"]["sites"]} == {
+            "site_split": "split", "site_hazard": "hazard"}  # fmt: skip
+
+
+def record(insn: str, rip: int = 0x401000, fs: int = 0, **regs: int) -> TrapRecord:
+    names = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")  # fmt: skip
+    values = tuple(regs.get(n, 0) for n in names)
+    return TrapRecord(1, 1, rip, 0x40246, values, fs, 0, bytes.fromhex(insn), "agent")
+
+
+@pytest.mark.parametrize(
+    ("insn", "regs", "address", "width", "text"),
+    [
+        # lock bts qword [rdi], rax: the bit offset moves the address by 8 * floor(bit / 64)
+        ("f0480fab07", {"rdi": 0x1000, "rax": 3}, 0x1000, 8, "lock bts"),
+        ("f0480fab07", {"rdi": 0x1000, "rax": 64 + 5}, 0x1008, 8, "lock bts"),
+        ("f0480fab07", {"rdi": 0x1000, "rax": (1 << 64) - 1}, 0x1000 - 8, 8, "lock bts"),
+        # lock btsl with a register: 4 bytes at EA + 4 * floor(bit / 32)
+        ("f00fab07", {"rdi": 0x1000, "rax": 35}, 0x1004, 4, "lock bts"),
+        # an immediate bit offset is taken modulo the width: the address does not move
+        ("f0480fba2f43", {"rdi": 0x103C}, 0x103C, 8, "lock bts"),
+        # rip-relative: from the next instruction
+        ("f0480fba2d022c000001", {}, 0x401000 + 10 + 0x2C02, 8, "lock bts"),
+        # fs: adds the thread's segment base; index * scale + displacement
+        ("f064830c8d1000000001", {"rcx": 2}, 0x7000 + 2 * 4 + 0x10, 4, "lock or"),
+        # 0x67: a 32-bit address wraps
+        ("f0678307 01".replace(" ", ""), {"rdi": 0x1_0000_0FFC}, 0x0FFC, 4, "lock add"),
+        # xchg with memory is locked without a prefix; cmpxchg16b touches 16 bytes
+        ("488707", {"rdi": 0x203D}, 0x203D, 8, "xchg"),
+        ("f0480fc70f", {"rdi": 0x3008}, 0x3008, 16, "lock cmpxchg16b"),
+    ],
+)
+def test_decoder(insn: str, regs: dict[str, int], address: int, width: int, text: str) -> None:
+    fs = 0x7000 if "64" in insn[:4] else 0
+    access = decode(record(insn, fs=fs, **regs))
+    assert access.address == address and access.width == width
+    assert access.text.startswith(text) and access.locked
+
+
+def test_decoder_says_unlocked_and_splits() -> None:
+    plain = decode(record("8b07", rdi=0x1003))  # mov eax, [rdi]
+    assert not plain.locked
+    seed = decode(record("f0480fab07", rdi=0x103C, rax=0))  # the seed: 8 bytes at line offset 60
+    assert seed.splits_line and seed.kind == "split" and seed.line_offset == 60
+    inside = decode(record("f00fc107", rdi=0x1001, rax=1))  # lock xadd dword at offset 1
+    assert not inside.splits_line and inside.kind == "hazard"
