@@ -144,6 +144,65 @@ def wrapping(big_log: Path) -> dict[str, Any]:
     }
 
 
+def _compile(name: str, source: Path, *flags: str) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    exe = OUT / name
+    subprocess.run(["gcc", "-O2", "-pthread", *flags, "-o", str(exe), str(source)], check=True)
+    return exe
+
+
+def _run_elapsed(*args: str) -> tuple[float, dict[str, Any]]:
+    """The command's own wall time under `run` (start-up of the tool excluded)."""
+    out = subprocess.run([*CLI, "run", "--json", *args], capture_output=True, text=True)
+    doc = json.loads(out.stderr)
+    return float(doc["elapsed_s"]), doc
+
+
+def _best(args: list[str], repeat: int) -> tuple[float, dict[str, Any]]:
+    runs = [_run_elapsed(*args) for _ in range(repeat)]
+    return min(runs, key=lambda r: r[0])
+
+
+def tracing() -> dict[str, Any]:
+    """`run --trace`: the cost of one alignment trap against the raw mechanism
+    (bench/trapref.c, a minimal loop of the same trap and step), and the
+    slowdown of a program with under 1,000 misaligned accesses, each against
+    the same thing untraced, in this run."""
+    hazards = _compile("hazards", REPO / "tests/progs/hazards.c")
+    ref = _compile("trapref", REPO / "bench/trapref.c")
+
+    def raw(mode: str, n: int) -> float:
+        command = [str(ref), mode, str(n)]
+        runs = [
+            float(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+            for _ in range(3)
+        ]
+        return min(runs) / 1000  # microseconds per load
+
+    out: dict[str, Any] = {}
+    for mechanism, n in (("agent", 50_000), ("ptrace", 10_000)):
+        bare, _ = _best(["--", str(hazards), "unlocked", str(n)], 3)
+        traced, doc = _best(["--trace", mechanism, "--", str(hazards), "unlocked", str(n)], 3)
+        traps = doc["trace"]["alignment_traps"]
+        mode = "inproc" if mechanism == "agent" else "ptrace"
+        out[mechanism] = {
+            "traps": traps,
+            "tool_us_per_trap": (traced - bare) * 1e6 / traps,
+            "raw_us_per_trap": raw(mode, n) - raw("none", n),
+        }
+    work = ["--", str(hazards), "work", "500", "unlocked", "900", "split", "5", "hazard", "5"]
+    bare, _ = _best(work, 3)
+    for mechanism in ("agent", "ptrace"):
+        traced, doc = _best(["--trace", mechanism, *work], 3)
+        out[mechanism]["few_traps_program"] = {
+            "traps": doc["trace"]["alignment_traps"],
+            "untraced_s": bare,
+            "traced_s": traced,
+            "slowdown": traced / bare,
+        }
+    return out
+
+
 def scans_under_load(count: int = 20) -> dict[str, Any]:
     """Default scans with the other core spinning: every one must agree with the model."""
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -172,7 +231,8 @@ def main() -> int:
         "cpus": os.cpu_count(),
     }
     results["wrapping"] = wrapping(OUT / "big-kmsg.txt")
-    wr = results["wrapping"]
+    results["tracing"] = tracing()
+    wr, tr = results["wrapping"], results["tracing"]
     run_ratio = wr["loop_under_run_s"] / wr["loop_bare_s"]
     lat, cmd, load = results["latency"], results["commands"], results["under_load"]
     kv = results["kernel_view"]
@@ -242,6 +302,21 @@ def main() -> int:
             "<= 1",
         ),
     ]
+    for mechanism in ("agent", "ptrace"):
+        m = tr[mechanism]
+        ratio = m["tool_us_per_trap"] / m["raw_us_per_trap"]
+        checks.append(
+            (f"trace {mechanism}: cost per trap / raw mechanism", ratio, ratio <= 1.25, "<= 1.25")
+        )
+        few = m["few_traps_program"]
+        checks.append(
+            (
+                f"trace {mechanism}: program with {few['traps']} traps, traced / untraced",
+                few["slowdown"],
+                few["slowdown"] <= 1.5,
+                "<= 1.5",
+            )
+        )
     results["checks"] = [
         {"name": n, "ratio": round(v, 4), "target": t, "met": ok} for n, v, ok, t in checks
     ]
@@ -273,6 +348,15 @@ def main() -> int:
         f"run -- true {wr['run_true_s'] * 1000:.0f} ms; watch --once --since-boot "
         f"{wr['watch_since_boot_s']:.2f} s"
     )
+    for mechanism in ("agent", "ptrace"):
+        m = tr[mechanism]
+        print(
+            f"trace {mechanism}: {m['tool_us_per_trap']:.1f} us per trap "
+            f"(raw mechanism {m['raw_us_per_trap']:.1f} us); a program with "
+            f"{m['few_traps_program']['traps']} traps: "
+            f"{m['few_traps_program']['untraced_s']:.3f} s untraced, "
+            f"{m['few_traps_program']['traced_s']:.3f} s traced"
+        )
     for name, value, ok, target in checks:
         print(f"  {'ok  ' if ok else 'MISS'} {name}: {value:.3f} (target {target})")
     return 0 if all(ok for *_, ok, _ in checks) else 1
