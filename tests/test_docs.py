@@ -130,3 +130,25 @@ def test_watch_example(run_cli, monkeypatch, tmp_path) -> None:  # type: ignore[
     assert shape(doc) == shape(example)
     for key in ("totals", "suppressed", "log", "processes", "kernel", "notes"):
         assert doc[key] == example[key], key
+
+
+def test_run_trace_example(programs, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run.json"
+    subprocess.run(
+        [sys.executable, "-m", "splitlock_probe", "run", "--trace", "--fail-on", "hazard",
+         "--json", "-o", str(out), "--", str(programs / "hazards"), "split", "3", "hazard", "2",
+         "unlocked", "50", "threads", "2", "fork"],
+        cwd=REPO, env={k: v for k, v in os.environ.items() if k != "SPLITLOCK_PROBE_ROOT"},
+        check=False, capture_output=True,
+    )  # fmt: skip
+    doc = json.loads(out.read_text())
+    example = json.loads((EXAMPLES / "run-trace.json").read_text())
+    assert shape(doc) == shape(example)
+    keep = ("symbol", "kind", "count", "split", "hazard", "width", "line_offsets")
+    assert [{k: s[k] for k in keep} for s in doc["trace"]["sites"]] == [
+        {k: s[k] for k in keep} for s in example["trace"]["sites"]
+    ]
