@@ -635,7 +635,8 @@ def run(
     from splitlock_probe.report.reports import RunReport
     from splitlock_probe.scan import detector_availability
     from splitlock_probe.tracing.choose import availability as trace_availability
-    from splitlock_probe.tracking.session import RUN_DETECTORS, RunRequest, execute, exit_status
+    from splitlock_probe.tracking.result import RunRequest, exit_status
+    from splitlock_probe.tracking.session import RUN_DETECTORS, execute
 
     wanted_detectors = (
         _choose("detector", _split(detect), RUN_DETECTORS) if detect else list(RUN_DETECTORS)

@@ -224,6 +224,7 @@ def test_polling_finds_threads_when_perf_is_refused(
     from splitlock_probe import host, native
     from splitlock_probe.scan import detector_availability
     from splitlock_probe.tracking import session
+    from splitlock_probe.tracking.result import RunRequest
 
     def refused(pid: int) -> Any:
         raise native.PerfOpenError("perf task records", errno.EACCES)
@@ -233,9 +234,7 @@ def test_polling_finds_threads_when_perf_is_refused(
     state = host.state()
     argv = (str(programs / "splitter"), "--threads", "2", "--sleep-ms", "300",
             "--kmsg", str(warn_root / "dev" / "kmsg"))  # fmt: skip
-    result = session.execute(
-        session.RunRequest(argv, ("kmsg",)), state, detector_availability(state)
-    )
+    result = session.execute(RunRequest(argv, ("kmsg",)), state, detector_availability(state))
     assert result.tracking.startswith("polling /proc")
     assert "perf_event_paranoid" in (result.tracking_note or "")
     # The two threads sleep after their line, so polling sees them alive.

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from splitlock_probe.kmsg.tally import LogTally
     from splitlock_probe.report.logview import ProcessView
     from splitlock_probe.scan import ScanResult, SingleProbe
-    from splitlock_probe.tracking.session import RunResult
+    from splitlock_probe.tracking.result import RunResult
     from splitlock_probe.watching.session import Snapshot
 
 TEXT, JSON, JUNIT, SVG, HTML = (

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from splitlock_probe import __version__
 from splitlock_probe.kmsg.messages import BUS_LOCK, SPLIT_LOCK
-from splitlock_probe.tracking.session import RunResult, Site, exit_status, sites
+from splitlock_probe.tracking.result import RunResult, Site, exit_status, sites
 
 if TYPE_CHECKING:
     from rich.console import Console
