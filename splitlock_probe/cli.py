@@ -758,6 +758,7 @@ def watch(
     from splitlock_probe.scan import detector_availability
     from splitlock_probe.tracking.tasklog import online_cpus
     from splitlock_probe.watching.cpus import CpuCounters
+    from splitlock_probe.watching.follow import follow
     from splitlock_probe.watching.session import Watch, WatchRequest
 
     wanted = _targets(outputs)
@@ -772,49 +773,13 @@ def watch(
     else:
         cpus = CpuCounters(error=state.pmu.reason)
     session = Watch(WatchRequest(interval, since_boot, limit, top), state, available, log, cpus)
-    from splitlock_probe.report import prometheus
-
-    collector = None
-    server = None
-    interrupted = False
-    snap = None
+    screen = WatchScreen(outputs["as_json"], outputs["output"] is None and not once)
     try:
-        if since_boot:
-            session.read_log(final=True)
-        collector = prometheus.SnapshotCollector(session.snapshot(advance=False))
-        registry = prometheus.registry_for(collector)
-        if address is not None:
-            try:
-                server = prometheus.serve(address[0], address[1], registry)
-            except OSError as exc:
-                raise UsageError(f"--listen {listen}: {exc.strerror}") from None
-            bound = server.server_address
-            click.echo(
-                f"splitlock-probe: serving metrics on http://{bound[0]}:{bound[1]}/metrics",
-                err=True,
-            )
-        live = WatchScreen(outputs["as_json"], outputs["output"] is None and not once)
-        with live:
-            while True:
-                session.interval()
-                snap = session.snapshot()
-                collector.update(snap)
-                if textfile is not None:
-                    prometheus.write_file(textfile, registry)
-                if once:
-                    break
-                live.show(snap)
-    except KeyboardInterrupt:
-        interrupted = True
-        snap = session.snapshot()
-        if collector is not None:
-            collector.update(snap)
-            if textfile is not None:
-                prometheus.write_file(textfile, prometheus.registry_for(collector))
+        snap, interrupted = follow(
+            session, screen, textfile, address, once,
+            lambda text: click.echo(f"splitlock-probe: {text}", err=True),
+        )  # fmt: skip
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
         session.close()
     if once or outputs["output"] is not None:
         emit(WatchReport(snap), wanted)
