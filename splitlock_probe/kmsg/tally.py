@@ -52,6 +52,7 @@ class LogTally:
     lines: int = 0
     malformed: int = 0
     keep_events: bool = True  # False: count only (memory stays bounded)
+    per_process: bool = True  # False: the caller keeps its own (bounded) per-process counts
 
     def feed_line(self, raw: str) -> TrapEvent | None:
         """Take one raw line; returns the trap event it carried, if any."""
@@ -78,6 +79,8 @@ class LogTally:
     def add(self, event: TrapEvent) -> None:
         if self.keep_events:
             self.events.append(event)
+        if not self.per_process:
+            return
         key = (event.comm, event.pid)
         proc = self.processes.get(key)
         if proc is None:

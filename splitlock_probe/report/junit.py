@@ -108,14 +108,28 @@ def scan_junit(result: ScanResult) -> str:
             skipped += 1
             ET.SubElement(case, "skipped", message=_unmeasured_reason(result))
         ET.SubElement(case, "system-out").text = "\n".join(lines)
+    return document(suite, "splitlock-probe scan", tests, failures, skipped,
+                    result.run.elapsed_s, result.run.started)  # fmt: skip
+
+
+def document(
+    suite: ET.Element,
+    name: str,
+    tests: int,
+    failures: int,
+    skipped: int,
+    seconds: float,
+    started: str,
+) -> str:
+    """The XML text: the suite's counts filled in, inside <testsuites>."""
     suite.attrib.update(
-        name="splitlock-probe scan",
+        name=name,
         tests=str(tests),
         failures=str(failures),
         errors="0",
         skipped=str(skipped),
-        time=f"{result.run.elapsed_s:.3f}",
-        timestamp=result.run.started,
+        time=f"{seconds:.3f}",
+        timestamp=started,
         hostname=socket.gethostname(),
     )
     root = ET.Element(
@@ -124,7 +138,7 @@ def scan_junit(result: ScanResult) -> str:
         tests=str(tests),
         failures=str(failures),
         errors="0",
-        time=f"{result.run.elapsed_s:.3f}",
+        time=f"{seconds:.3f}",
     )
     root.append(suite)
     ET.indent(root)

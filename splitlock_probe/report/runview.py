@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 import shlex
-import socket
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
@@ -290,6 +289,8 @@ def draw_run(result: RunResult, console: Console) -> None:
 def run_junit(result: RunResult) -> str:
     """A case for the command, and one per trap site (stable across runs: a
     library offset, not a thread id)."""
+    from splitlock_probe.report.junit import document
+
     fail_on = result.request.fail_on
     fail_on_split = fail_on in ("split", "hazard")
     suite = ET.Element("testsuite")
@@ -349,24 +350,5 @@ def run_junit(result: RunResult) -> str:
             ET.SubElement(site_case, "failure", type=t.kind, message=text)
         ET.SubElement(site_case, "system-out").text = text
     tests = 1 + len(sites(result)) + len(traced)
-    suite.attrib.update(
-        name="splitlock-probe run",
-        tests=str(tests),
-        failures=str(failures),
-        errors="0",
-        skipped=str(skipped),
-        time=f"{result.elapsed_s:.3f}",
-        timestamp=result.started,
-        hostname=socket.gethostname(),
-    )
-    root = ET.Element(
-        "testsuites",
-        name="splitlock-probe",
-        tests=str(tests),
-        failures=str(failures),
-        errors="0",
-        time=f"{result.elapsed_s:.3f}",
-    )
-    root.append(suite)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return document(suite, "splitlock-probe run", tests, failures, skipped, result.elapsed_s,
+                    result.started)  # fmt: skip

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from splitlock_probe import model
 from splitlock_probe.tracing.buffer import TrapRecord
 
-LINE = 64
-PAGE = 4096
 SPLIT, HAZARD = "split", "hazard"
 _GPR = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")  # fmt: skip
@@ -39,21 +38,28 @@ class Access:
     text: str  # "lock bts qword ptr [rip + 0x2c02], 1"
     mnemonic: str  # without the lock prefix: "bts"
     length: int  # instruction bytes
-    width: int  # operand bytes
-    address: int
+    touched: model.Access  # the bytes the op touched, judged by the model's arithmetic
     locked: bool
 
     @property
+    def address(self) -> int:
+        return self.touched.offset
+
+    @property
+    def width(self) -> int:
+        return self.touched.size
+
+    @property
     def line_offset(self) -> int:
-        return self.address % LINE
+        return self.address % model.LINE
 
     @property
     def splits_line(self) -> bool:
-        return self.address % LINE + self.width > LINE
+        return self.touched.crosses_line
 
     @property
     def crosses_page(self) -> bool:
-        return self.address % PAGE + self.width > PAGE
+        return self.touched.crosses_page
 
     @property
     def kind(self) -> str:
@@ -118,7 +124,7 @@ def decode(record: TrapRecord) -> Access:
     address &= (1 << 64) - 1
     locked = 0xF0 in insn.prefix or mnemonic == "xchg"
     text = f"{insn.mnemonic} {insn.op_str}".strip()
-    return Access(text, mnemonic, insn.size, width, address, locked)
+    return Access(text, mnemonic, insn.size, model.Access(address, width), locked)
 
 
 def _register64(name: str, regs: tuple[int, ...]) -> int:

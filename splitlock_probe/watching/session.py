@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from splitlock_probe.detectors import Availability
 from splitlock_probe.host import HostState
 from splitlock_probe.kernel import KernelState
-from splitlock_probe.kmsg.lines import unwrap
-from splitlock_probe.kmsg.messages import KINDS, Banner, Malformed, Suppressed, TrapEvent, classify
+from splitlock_probe.kmsg.messages import KINDS, TrapEvent
 from splitlock_probe.kmsg.source import KernelLog
+from splitlock_probe.kmsg.tally import LogTally
 from splitlock_probe.watching.cpus import CpuCounters
 from splitlock_probe.watching.table import DEFAULT_LIMIT, BoundedCounts, Row
 
@@ -64,11 +64,8 @@ class Watch:
     log: KernelLog
     cpus: CpuCounters | None = None
     counts: BoundedCounts = field(init=False)
-    suppressed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    tally: LogTally = field(default_factory=lambda: LogTally(keep_events=False, per_process=False))
     new: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    lines: int = 0
-    malformed: int = 0
-    banner: Banner | None = None
     intervals: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -78,22 +75,13 @@ class Watch:
             self.log.seek_end()
 
     def feed(self, raw: str) -> TrapEvent | None:
-        line = unwrap(raw)
-        if line is None:
-            return None
-        self.lines += 1
-        msg = classify(line)
-        if isinstance(msg, TrapEvent):
-            self.counts.add(msg, time.monotonic())
-            self.new[msg.kind] += 1
-            return msg
-        if isinstance(msg, Suppressed):
-            self.suppressed[msg.kind] += msg.count
-        elif isinstance(msg, Banner):
-            self.banner = msg
-        elif isinstance(msg, Malformed):
-            self.malformed += 1
-        return None
+        """One line: the tally counts lines, banners, suppressed and malformed
+        ones; trap events go to the bounded per-process table."""
+        event = self.tally.feed_line(raw)
+        if event is not None:
+            self.counts.add(event, time.monotonic())
+            self.new[event.kind] += 1
+        return event
 
     def read_log(self, final: bool = False) -> None:
         for raw in self.log.read_available(final=final):
@@ -121,15 +109,15 @@ class Watch:
             source=str(self.log.path),
             since_boot=self.request.since_boot,
             kernel=self.host.kernel,
-            banner_mode=self.banner.mode if self.banner else None,
+            banner_mode=self.tally.mode,
             detectors=self.detectors,
             rows=tuple(dataclasses.replace(r) for r in self.counts.top(self.request.top)),
             comms=tuple((c, dict(n)) for c, n in self.counts.comm_counts()),
             totals=dict(self.counts.totals),
             new=dict(self.new),
-            suppressed=dict(self.suppressed),
-            lines=self.lines,
-            malformed=self.malformed,
+            suppressed=dict(self.tally.suppressed),
+            lines=self.tally.lines,
+            malformed=self.tally.malformed,
             overwritten=self.log.overwritten,
             processes=len(self.counts.rows),
             aged_out=self.counts.aged_out,
