@@ -11,6 +11,8 @@
  *     own-sigbus     install a SIGBUS handler, then take a real bus error (a page of a
  *                    truncated file: BUS_ADRERR) and one sent by kill(): both must reach it
  *     work N         N million rounds of arithmetic, no memory traffic (for benchmarks)
+ *     own-sigtrap    install a SIGTRAP handler, then raise(SIGTRAP) and execute int3:
+ *                    both must reach it
  *     exit N         exit with status N
  * Each site is a global label, so tests find its offset with nm. */
 #define _GNU_SOURCE
@@ -103,6 +105,23 @@ static int own_sigbus(void)
     return own_count == 2 ? 0 : 1;
 }
 
+static volatile sig_atomic_t traps_seen;
+
+static void own_trap(int sig)
+{
+    (void)sig;
+    traps_seen++;
+}
+
+static int own_sigtrap(void)
+{
+    signal(SIGTRAP, own_trap);
+    raise(SIGTRAP);
+    __asm__ volatile("int3");
+    printf("hazards: own SIGTRAP handler ran %d times\n", (int)traps_seen);
+    return traps_seen == 2 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     int status = 0;
@@ -151,6 +170,8 @@ int main(int argc, char **argv)
             for (long k = 0; k < n * 1000000; k++)
                 x = x * 6364136223846793005ULL + 1442695040888963407ULL;
             i++;
+        } else if (!strcmp(a, "own-sigtrap")) {
+            status |= own_sigtrap();
         } else if (!strcmp(a, "own-sigbus")) {
             status |= own_sigbus();
         } else if (!strcmp(a, "exit")) {
