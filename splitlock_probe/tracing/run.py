@@ -46,8 +46,17 @@ class Tracing:
 
     def attach(self, pid: int) -> None:
         """ptrace: seize the command at its gate, before it execs."""
-        if self.mechanism == PTRACE:
+        if self.mechanism != PTRACE:
+            return
+        try:
             self.tracer = native.Tracer(pid, self.buffer.map)
+        except native.PerfOpenError as exc:
+            from splitlock_probe.errors import UnsupportedHost
+
+            raise UnsupportedHost(
+                f"cannot trace with ptrace here ({exc}): a container's seccomp profile or "
+                "kernel.yama.ptrace_scope=3 forbids it; try --trace agent"
+            ) from None
 
     def result(self, tracker: TrackerView) -> TraceResult:
         return collect(
