@@ -151,8 +151,9 @@ def _measure_options(f: Any) -> Any:
     return f
 
 
-def _output_options(junit: bool = False) -> Callable[[F], F]:
-    """--json, --output, --export-svg, --export-html (and --junit) for a command."""
+def _output_options(junit: str | None = None, stream: str = "stdout") -> Callable[[F], F]:
+    """--json, --output, --export-svg, --export-html (and --junit, saying what a
+    case is) for a command whose report goes to `stream`."""
 
     def decorate(f: F) -> F:
         options = [
@@ -161,7 +162,7 @@ def _output_options(junit: bool = False) -> Callable[[F], F]:
                 "-o",
                 "--output",
                 metavar="FILE",
-                help="Write the report (text, or JSON with --json) to FILE instead of stdout, "
+                help=f"Write the report (text, or JSON with --json) to FILE instead of {stream}, "
                 "atomically.",
             ),
             click.option(
@@ -173,11 +174,7 @@ def _output_options(junit: bool = False) -> Callable[[F], F]:
         ]
         if junit:
             options.append(
-                click.option(
-                    "--junit",
-                    metavar="FILE",
-                    help="Also write JUnit XML: a test case per struct x field x op x placement.",
-                )
+                click.option("--junit", metavar="FILE", help=f"Also write JUnit XML: {junit}.")
             )
         for option in reversed(options):
             f = option(f)
@@ -234,6 +231,8 @@ def cli() -> None:
       splitlock-probe probe --op btsq --offset 60       one op, one offset
       splitlock-probe host                      can this host trap split locks?
       splitlock-probe log                       who split-locked on this host
+      splitlock-probe run --trace -- ./tests    which locked ops of a program are misaligned
+      splitlock-probe watch                     the whole host, live (Prometheus export)
       splitlock-probe compare old.json new.json what changed between scans
 
     Exit status: 0 ok, 1 finding, 2 usage, 3 error, 4 unsupported host or
@@ -286,7 +285,7 @@ def cli() -> None:
     help="line: every aligned placement across one cache line; page: every one in a page.",
 )
 @_measure_options
-@_output_options(junit=True)
+@_output_options(junit="a test case per struct x field x op x placement")
 @click.option(
     "--pace",
     type=click.Choice(PACE_CHOICES),
@@ -597,7 +596,9 @@ RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_ar
     help="Exit 4 without running the command unless these detectors can run here "
     "(kmsg, perf, trace, or any).",
 )
-@_output_options(junit=True)
+@_output_options(
+    junit="a case for the command, and one per trap site (kernel log or --trace)", stream="stderr"
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
     detect: tuple[str, ...],
@@ -620,15 +621,21 @@ def run(
     on; the report goes to stderr (or to -o FILE), since stdout is the
     command's.
 
+    With --trace, every thread runs with the x86 alignment check on, and each
+    locked op with a misaligned operand is found: a split lock, or a hazard
+    that splits at another placement of its data. That works on any x86 host,
+    VMs and AMD included, where the kernel sees nothing.
+
     \b
     Examples:
       splitlock-probe run -- ./my-test-suite
       splitlock-probe run --fail-on split --junit sl.xml -- make check
+      splitlock-probe run --trace --fail-on hazard -- ./my-test-suite
 
     Exit status: the command's own when it failed (128+N when signal N killed
-    it; 126/127 when it could not be run); else 1 with --fail-on split when a
-    split lock was seen; 4 with --require-detector when no detector can see
-    split locks here (the command is not run); else 0.
+    it; 126/127 when it could not be run); else 1 with --fail-on split (or
+    hazard) when one was seen; 4 with --require-detector when no detector can
+    see split locks here (the command is not run); else 0.
     """
     from splitlock_probe import host as host_state
     from splitlock_probe.report.outputs import emit
