@@ -257,12 +257,13 @@ def test_unprivileged_run_follows_its_own_tree(programs: Path, run_unprivileged:
     assert doc["exit"]["status"] == 0
 
 
-def test_ctrl_c_ends_the_command_and_still_reports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("trace", [[], ["--trace", "agent"], ["--trace", "ptrace"]])
+def test_ctrl_c_ends_the_command_and_still_reports(tmp_path: Path, trace: list[str]) -> None:
     env = {**os.environ}
     env.pop(ROOT_ENV, None)
     out = tmp_path / "run.json"
     p = subprocess.Popen(
-        [sys.executable, "-m", "splitlock_probe", "run", "--json", "-o", str(out), "--",
+        [sys.executable, "-m", "splitlock_probe", "run", *trace, "--json", "-o", str(out), "--",
          "sleep", "30"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -273,7 +274,9 @@ def test_ctrl_c_ends_the_command_and_still_reports(tmp_path: Path) -> None:
             break
         time.sleep(0.02)
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=20)
+    _, err = p.communicate(timeout=30)
     assert p.returncode == 128 + signal.SIGINT, err
     doc = json.loads(out.read_text())  # the report was written all the same
     assert doc["interrupted"] is True and doc["exit"]["signal"] == signal.SIGINT
+    if trace:
+        assert doc["trace"]["mechanism"] == trace[1]
