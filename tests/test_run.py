@@ -280,3 +280,13 @@ def test_ctrl_c_ends_the_command_and_still_reports(tmp_path: Path, trace: list[s
     assert doc["interrupted"] is True and doc["exit"]["signal"] == signal.SIGINT
     if trace:
         assert doc["trace"]["mechanism"] == trace[1]
+
+
+@pytest.mark.parametrize(("trace", "extra"), [([], 0), (["--trace", "ptrace"], 0),
+                                             (["--trace", "agent"], 1)])  # fmt: skip
+def test_the_command_inherits_none_of_our_descriptors(trace: list[str], extra: int) -> None:
+    """Only stdin, stdout, stderr (and, for the agent, its trace buffer) reach it."""
+    r = run_tool(*trace, "--", "ls", "/proc/self/fd")
+    assert r.returncode == 0, r.stderr
+    fds = sorted(int(fd) for fd in r.stdout.split())
+    assert fds == list(range(4 + extra))  # 0-2, the buffer, and the one ls opened to list them

@@ -52,7 +52,7 @@ class TrapBuffer:
             )
         self.capacity = capacity
         self.size = _HEADER.size + capacity * _RECORD.size
-        self.fd = os.memfd_create("splitlock-probe-traps", 0)  # inherited across exec
+        self.fd = os.memfd_create("splitlock-probe-traps")  # close-on-exec until agent_env()
         try:
             os.ftruncate(self.fd, self.size)
             self.map = mmap.mmap(self.fd, self.size)
@@ -62,6 +62,9 @@ class TrapBuffer:
         self.map[: _HEADER.size] = _HEADER.pack(MAGIC, VERSION, capacity, _RECORD.size, *[0] * 12)
 
     def agent_env(self) -> dict[str, str]:
+        """What the agent needs to find the buffer; from now on the fd is
+        inherited across exec (every image of the program maps it)."""
+        os.set_inheritable(self.fd, True)
         st = os.fstat(self.fd)
         return {FD_ENV: str(self.fd), ID_ENV: f"{st.st_dev}:{st.st_ino}"}
 
