@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from splitlock_probe.kernel import UNSUPPORTED
-from splitlock_probe.kmsg.messages import BUS_LOCK, KINDS, SPLIT_LOCK
+from splitlock_probe.kmsg.messages import BUS_LOCK, SPLIT_LOCK
 from splitlock_probe.watching.session import Snapshot
 
 if TYPE_CHECKING:
@@ -145,10 +145,6 @@ def renderable(snap: Snapshot) -> RenderableType:
 
 def draw_watch(snap: Snapshot, console: Console) -> None:
     console.print(renderable(snap))
-
-
-def totals_line(snap: Snapshot) -> str:
-    return ", ".join(f"{kind} {snap.totals[kind]:,}" for kind in KINDS)
 
 
 class WatchScreen:

@@ -49,6 +49,19 @@ FORWARDED = (
 SI_KERNEL = 0x80  # si_code of a signal the terminal sent to the whole process group
 
 
+def _rusage(
+    user_s: float, system_s: float, max_rss_kb: int, voluntary: int, involuntary: int
+) -> dict[str, float]:
+    """The command's resource use as run/v1 reports it, from wait4 or the tracer."""
+    return {
+        "user_s": user_s,
+        "system_s": system_s,
+        "max_rss_kb": max_rss_kb,
+        "voluntary_switches": voluntary,
+        "involuntary_switches": involuntary,
+    }
+
+
 def _reap(child: int, result: RunResult) -> None:
     """Collect every child that ended: ours, and orphans we adopted as subreaper."""
     while True:
@@ -60,13 +73,9 @@ def _reap(child: int, result: RunResult) -> None:
             return
         if pid == child:
             result.exit = Exit.from_status(status)
-            result.rusage = {
-                "user_s": usage.ru_utime,
-                "system_s": usage.ru_stime,
-                "max_rss_kb": usage.ru_maxrss,
-                "voluntary_switches": usage.ru_nvcsw,
-                "involuntary_switches": usage.ru_nivcsw,
-            }
+            result.rusage = _rusage(
+                usage.ru_utime, usage.ru_stime, usage.ru_maxrss, usage.ru_nvcsw, usage.ru_nivcsw
+            )
 
 
 def _open_counters(result: RunResult, pid: int) -> list[CounterGroup]:
@@ -158,13 +167,13 @@ def _wait_traced(tracer: native.Tracer, timeout_s: float, result: RunResult) -> 
     info = tracer.poll(timeout_s)
     if info.done:
         result.exit = Exit.from_status(info.status)
-        result.rusage = {
-            "user_s": info.user_s,
-            "system_s": info.system_s,
-            "max_rss_kb": info.max_rss_kb,
-            "voluntary_switches": info.voluntary_switches,
-            "involuntary_switches": info.involuntary_switches,
-        }
+        result.rusage = _rusage(
+            info.user_s,
+            info.system_s,
+            info.max_rss_kb,
+            info.voluntary_switches,
+            info.involuntary_switches,
+        )
 
 
 def _forward(info: Any, child: int, result: RunResult) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from splitlock_probe.kmsg.messages import BUS_LOCK, KINDS, SPLIT_LOCK, TrapEvent
+from splitlock_probe.kmsg.messages import KINDS, SPLIT_LOCK, TrapEvent
 
 DEFAULT_LIMIT = 200  # processes (comm, tid) kept; also the bound on per-comm metric series
 OTHER = "[aged out]"  # the comm label that aged-out counts are kept under
@@ -79,7 +79,3 @@ class BoundedCounts:
         """Busiest first; among equals, the most recently seen."""
         rows = sorted(self.rows.values(), key=lambda r: (-r.new, -r.total, -r.last_seen))
         return rows[:n]
-
-    @property
-    def bus_and_split(self) -> tuple[int, int]:
-        return self.totals[SPLIT_LOCK], self.totals[BUS_LOCK]
