@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import NoReturn
 
@@ -42,3 +43,11 @@ def exit_for_broken_pipe(fd: int) -> NoReturn:
     os.dup2(devnull, fd)
     os.close(devnull)
     raise SystemExit(int(ExitStatus.BROKEN_PIPE))
+
+
+def choose(kind: str, values: Sequence[str], choices: Sequence[str]) -> list[str]:
+    """values, deduplicated in order; a UsageError naming the choices for any other."""
+    bad = [v for v in values if v not in choices]
+    if bad:
+        raise UsageError(f"unknown {kind} {', '.join(bad)}; choose from: {', '.join(choices)}")
+    return list(dict.fromkeys(values))

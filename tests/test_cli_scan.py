@@ -217,7 +217,7 @@ def test_a_closed_stdout_ends_quietly_with_141(args: list[str]) -> None:
 
 
 def test_every_primitive_at_every_byte_placement_agrees(run_cli) -> None:  # type: ignore[no-untyped-def]
-    from splitlock_probe.model import PRIMITIVES
+    from splitlock_probe.model.access import PRIMITIVES
 
     result = run_cli(
         "scan", "--layout", "compat_vcpu_info", "--align", "1", "--bits", "0,35",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from splitlock_probe import host
-from splitlock_probe.paths import ROOT_ENV
+from splitlock_probe.host import cpu as host
+from splitlock_probe.host.paths import ROOT_ENV
 from tests.conftest import DATA, cli_json
 
 HOSTS = DATA / "hosts"

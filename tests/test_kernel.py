@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from splitlock_probe import host, kernel
-from splitlock_probe.paths import ROOT_ENV
-from splitlock_probe.scan import detector_availability
+from splitlock_probe.detectors.availability import detector_availability
+from splitlock_probe.host import cpu as host_cpu
+from splitlock_probe.host import kernel
+from splitlock_probe.host import state as host
+from splitlock_probe.host.paths import ROOT_ENV
 from tests.conftest import DATA, cli_json
 
 HOSTS = DATA / "hosts"
@@ -121,7 +123,7 @@ def test_host_json_fields(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:  # 
 
 def test_host_live(run_cli) -> None:  # type: ignore[no-untyped-def]
     """A VM without detectors (the development machines): the tool says so plainly."""
-    flags = host.cpu().flags
+    flags = host_cpu.cpu().flags
     if "hypervisor" not in flags or flags & {"split_lock_detect", "bus_lock_detect"}:
         pytest.skip("this check describes a virtual machine without split-lock detection")
     doc = cli_json(run_cli("host", "--json"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from splitlock_probe.kmsg.lines import unwrap
-from splitlock_probe.kmsg.messages import (
+from splitlock_probe.host.kmsg.lines import unwrap
+from splitlock_probe.host.kmsg.messages import (
     BUS_LOCK,
     SPLIT_LOCK,
     Banner,
@@ -14,7 +14,7 @@ from splitlock_probe.kmsg.messages import (
     TrapEvent,
     classify,
 )
-from splitlock_probe.kmsg.tally import LogTally
+from splitlock_probe.host.kmsg.tally import LogTally
 from tests.conftest import DATA
 
 KMSG = DATA / "kmsg"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from splitlock_probe.kmsg.lines import unwrap
-from splitlock_probe.kmsg.source import KernelLog, KernelLogUnreadable
-from splitlock_probe.paths import ROOT_ENV
+from splitlock_probe.host.kmsg.lines import unwrap
+from splitlock_probe.host.kmsg.source import KernelLog, KernelLogUnreadable
+from splitlock_probe.host.paths import ROOT_ENV
 from tests.conftest import DATA, REPO, cli_json
 
 needs_kmsg = pytest.mark.skipif(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from splitlock_probe import native
-from splitlock_probe.layouts import LAYOUTS, Span, placements
+from splitlock_probe.model.layouts import LAYOUTS, Span, placements
+from splitlock_probe.native import probe as core
 
 
 def test_every_field_matches_the_compiler() -> None:
-    compiled = native.compiled_layout_fields()
+    compiled = core.compiled_layout_fields()
     assert compiled, "the core exported no layout table"
     seen = set()
     for layout_name, field_name, offset, size in compiled:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from splitlock_probe.model import LINE, PAGE, PRIMITIVES, Access, Form, Insn, primitive
+from splitlock_probe.model.access import LINE, PAGE, PRIMITIVES, Access, Form, Insn, primitive
 
 BIT_TEST = [p for p in PRIMITIVES.values() if p.insn.is_bit_test]
 

@@ -175,11 +175,12 @@ def test_junit_reports_disagreements_and_unmeasured_cases() -> None:
 
 
 def _real_scan_result() -> Any:
-    from splitlock_probe import host
-    from splitlock_probe.layouts import LAYOUTS, Span
-    from splitlock_probe.model import primitive
-    from splitlock_probe.runner import Settings
-    from splitlock_probe.scan import ScanRequest, execute, plan_for, prepare
+    from splitlock_probe.host import state as host
+    from splitlock_probe.model.access import primitive
+    from splitlock_probe.model.layouts import LAYOUTS, Span
+    from splitlock_probe.scan.pipeline import execute, plan_for, prepare
+    from splitlock_probe.scan.request import ScanRequest
+    from splitlock_probe.scan.runner import Settings
 
     request = ScanRequest(
         (LAYOUTS["compat_vcpu_info"],),

@@ -11,15 +11,18 @@ from typing import Any
 
 import pytest
 
-from splitlock_probe import host, native
-from splitlock_probe.detectors import perf as perf_detector
+from splitlock_probe import native
+from splitlock_probe.detectors import counters as perf_detector
 from splitlock_probe.errors import UsageError
-from splitlock_probe.paths import ROOT_ENV
-from splitlock_probe.perf.counters import CounterGroup, by_pmu
-from splitlock_probe.perf.events import OTHER, PERF_TYPE_SOFTWARE, SOFTWARE
-from splitlock_probe.perf.resolve import Counter, parse_spec, split_specs
-from splitlock_probe.perf.state import explain
-from splitlock_probe.perf.sysfs import discover, parse_format
+from splitlock_probe.host import cpu as host_cpu
+from splitlock_probe.host import state as host
+from splitlock_probe.host.paths import ROOT_ENV
+from splitlock_probe.host.perf.counters import CounterGroup, by_pmu
+from splitlock_probe.host.perf.events import OTHER, PERF_TYPE_SOFTWARE, SOFTWARE
+from splitlock_probe.host.perf.resolve import Counter, parse_spec, split_specs
+from splitlock_probe.host.perf.state import explain
+from splitlock_probe.host.perf.sysfs import discover, parse_format
+from splitlock_probe.native import perf as native_perf
 from tests.conftest import DATA, cli_json
 
 HOSTS = DATA / "hosts"
@@ -94,15 +97,15 @@ def test_unknown_cpu_asks_for_an_event(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ROOT_ENV, str(HOSTS / "intel-adl-client-warn"))
     state = host.state()
     assert [c.pmu for c in state.pmu.counters] == ["cpu_core"]
-    cpu = host.Cpu("GenuineIntel", 6, 0x01, "Pentium Pro", read=True)
-    from splitlock_probe.perf.resolve import for_cpu
+    cpu = host_cpu.Cpu("GenuineIntel", 6, 0x01, "Pentium Pro", read=True)
+    from splitlock_probe.host.perf.resolve import for_cpu
 
     assert for_cpu(cpu, discover()).counters == ()
 
 
 def _spec(tree: str, spec: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
     monkeypatch.setenv(ROOT_ENV, str(HOSTS / tree))
-    return [(c.pmu, c.type, c.config) for c in parse_spec(spec, host.cpu(), discover())]
+    return [(c.pmu, c.type, c.config) for c in parse_spec(spec, host_cpu.cpu(), discover())]
 
 
 @pytest.mark.parametrize(
@@ -226,7 +229,7 @@ def test_system_wide_per_cpu_counting() -> None:
 def test_a_refused_event_raises_with_its_errno() -> None:
     # No core PMU in this VM; on a host with one, an undefined type is refused the same way.
     with pytest.raises(native.PerfOpenError) as info:
-        native.perf_open(0xFFFF, 0)
+        native_perf.open_event(0xFFFF, 0)
     assert info.value.errno in (errno.ENOENT, errno.EINVAL, errno.EOPNOTSUPP, errno.ENODEV)
 
 

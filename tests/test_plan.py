@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splitlock_probe.layouts import LAYOUTS, Span
-from splitlock_probe.model import PRIMITIVES, Form, primitive
-from splitlock_probe.plan import PlanError, build, fold_ranges, format_ranges, parse_bits
+from splitlock_probe.model.access import PRIMITIVES, Form, primitive
+from splitlock_probe.model.layouts import LAYOUTS, Span
+from splitlock_probe.scan.plan import PlanError, build, fold_ranges, format_ranges, parse_bits
 
 DEFAULT = (LAYOUTS["vcpu_info"], LAYOUTS["compat_vcpu_info"])
 PRIMS = (primitive("btsq"), primitive("btsl"))

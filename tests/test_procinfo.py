@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from splitlock_probe import procinfo
-from splitlock_probe.paths import ROOT_ENV
+from splitlock_probe.host import procinfo
+from splitlock_probe.host.paths import ROOT_ENV
 from tests.conftest import cli_json
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from splitlock_probe.paths import ROOT_ENV
+from splitlock_probe.host.paths import ROOT_ENV
 from tests.conftest import DATA, REPO
 
 XSD = etree.XMLSchema(etree.parse(str(DATA / "junit" / "junit.xsd")))
@@ -221,10 +221,11 @@ def test_polling_finds_threads_when_perf_is_refused(
 ) -> None:
     import errno
 
-    from splitlock_probe import host, native
-    from splitlock_probe.scan import detector_availability
-    from splitlock_probe.tracking import session
-    from splitlock_probe.tracking.result import RunRequest
+    from splitlock_probe import native
+    from splitlock_probe.detectors.availability import detector_availability
+    from splitlock_probe.host import state as host
+    from splitlock_probe.run import session
+    from splitlock_probe.run.result import RunRequest
 
     def refused(pid: int) -> Any:
         raise native.PerfOpenError("perf task records", errno.EACCES)
@@ -234,7 +235,7 @@ def test_polling_finds_threads_when_perf_is_refused(
     state = host.state()
     argv = (str(programs / "splitter"), "--threads", "2", "--sleep-ms", "300",
             "--kmsg", str(warn_root / "dev" / "kmsg"))  # fmt: skip
-    result = session.execute(RunRequest(argv, ("kmsg",)), state, detector_availability(state))
+    result = session.run_command(RunRequest(argv, ("kmsg",)), state, detector_availability(state))
     assert result.tracking.startswith("polling /proc")
     assert "perf_event_paranoid" in (result.tracking_note or "")
     # The two threads sleep after their line, so polling sees them alive.

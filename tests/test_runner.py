@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 
-from splitlock_probe.layouts import LAYOUTS, Span
-from splitlock_probe.model import primitive
-from splitlock_probe.plan import build
-from splitlock_probe.runner import Settings, run
-from splitlock_probe.worker import INJECT_ENV
+from splitlock_probe.model.access import primitive
+from splitlock_probe.model.layouts import LAYOUTS, Span
+from splitlock_probe.scan.plan import build
+from splitlock_probe.scan.runner import Settings, run
+from splitlock_probe.scan.worker import INJECT_ENV
 
 
 def _plan():  # type: ignore[no-untyped-def]

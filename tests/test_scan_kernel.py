@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from splitlock_probe.detectors import kmsg
-from splitlock_probe.kmsg.messages import TrapEvent
-from splitlock_probe.pacing import Pacer
-from splitlock_probe.paths import ROOT_ENV
-from splitlock_probe.plan import PROBE_THREAD_NAME
-from splitlock_probe.worker import INJECT_ENV
+from splitlock_probe.detectors import kernel_log as kmsg
+from splitlock_probe.host.kmsg.messages import TrapEvent
+from splitlock_probe.host.paths import ROOT_ENV
+from splitlock_probe.scan.pacing import Pacer
+from splitlock_probe.scan.plan import PROBE_THREAD_NAME
+from splitlock_probe.scan.worker import INJECT_ENV
 from tests.conftest import DATA, cli_json
 
 SEED = ("scan", "--layout", "compat_vcpu_info", "-p", "btsq", "--json")
@@ -161,12 +161,12 @@ def test_pacer_spaces_bursts() -> None:
 
 
 def test_cost_decides_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from splitlock_probe import host
-    from splitlock_probe.layouts import LAYOUTS, Span
-    from splitlock_probe.model import primitive
-    from splitlock_probe.plan import build
-    from splitlock_probe.runner import Settings
-    from splitlock_probe.scan import cost_of
+    from splitlock_probe.host import state as host
+    from splitlock_probe.model.access import primitive
+    from splitlock_probe.model.layouts import LAYOUTS, Span
+    from splitlock_probe.scan.pipeline import cost_of
+    from splitlock_probe.scan.plan import build
+    from splitlock_probe.scan.runner import Settings
 
     monkeypatch.setenv(ROOT_ENV, str(DATA / "hosts" / "intel-adl-client-warn"))
     state = host.state()

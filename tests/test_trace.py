@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from splitlock_probe.paths import ROOT_ENV
-from splitlock_probe.tracing.buffer import TrapRecord
-from splitlock_probe.tracing.decode import decode
+from splitlock_probe.host.paths import ROOT_ENV
+from splitlock_probe.run.trace.buffer import TrapRecord
+from splitlock_probe.run.trace.decode import decode
 from tests.conftest import DATA, REPO
 from tests.test_run import site_offset
 
@@ -158,13 +158,13 @@ def test_fail_on_hazard_needs_trace(run_cli) -> None:  # type: ignore[no-untyped
 
 def test_the_agent_writes_only_to_the_buffer_it_was_given(programs: Path, tmp_path: Path) -> None:
     """A stale SPLITLOCK_AGENT_FD naming some other open file is never written to."""
-    from splitlock_probe import native
+    from splitlock_probe.native import trace as native_trace
 
     victim = tmp_path / "victim"
     victim.write_bytes(b"\0" * 65536)
     fd = os.open(victim, os.O_RDWR)
     try:
-        env = {**os.environ, "LD_PRELOAD": str(native.agent_library()),
+        env = {**os.environ, "LD_PRELOAD": str(native_trace.agent_library()),
                "SPLITLOCK_AGENT_FD": str(fd), "SPLITLOCK_AGENT_ID": "1:2"}  # fmt: skip
         r = subprocess.run([str(programs / "hazards"), "split", "2", "unlocked", "10"],
                            env=env, pass_fds=(fd,), capture_output=True)  # fmt: skip

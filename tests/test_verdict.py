@@ -6,9 +6,9 @@ import pytest
 
 from splitlock_probe.detectors import timing
 from splitlock_probe.detectors.base import Evidence
-from splitlock_probe.model import Prediction
-from splitlock_probe.runner import Failure, Outcome
-from splitlock_probe.verdict import Context, agreement, combine, judge
+from splitlock_probe.model.access import Prediction
+from splitlock_probe.scan.outcome import Failure, Outcome
+from splitlock_probe.scan.verdict import Context, agreement, combine, judge
 
 SPLITS = Prediction(True, False, True, False)
 INSIDE = Prediction(False, False, True, False)

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from splitlock_probe.kmsg.messages import TrapEvent
-from splitlock_probe.kmsg.tally import LogTally
-from splitlock_probe.paths import ROOT_ENV
-from splitlock_probe.watching.table import OTHER, BoundedCounts
+from splitlock_probe.host.kmsg.messages import TrapEvent
+from splitlock_probe.host.kmsg.tally import LogTally
+from splitlock_probe.host.paths import ROOT_ENV
+from splitlock_probe.watch.table import OTHER, BoundedCounts
 from tests.conftest import DATA, REPO, cli_json
 
 STORY = DATA / "kmsg" / "kmsg-raw.txt"  # 6 #AC, 1 #DB, suppressed 7 and 3, 1 malformed

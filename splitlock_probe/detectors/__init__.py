@@ -13,12 +13,20 @@ from types import ModuleType
 
 from splitlock_probe.detectors.base import Availability, Evidence
 
-NAMES = ("timing", "actrap", "kmsg", "misery", "perf")
+# The name a user gives (--detect, JSON) -> the module that implements it.
+MODULES = {
+    "timing": "timing",
+    "actrap": "actrap",
+    "kmsg": "kernel_log",
+    "misery": "misery",
+    "perf": "counters",
+}
+NAMES = tuple(MODULES)
 
 
 def registry() -> dict[str, ModuleType]:
     """Every detector module by name, in NAMES order."""
-    return {name: importlib.import_module(f"{__name__}.{name}") for name in NAMES}
+    return {name: importlib.import_module(f"{__name__}.{mod}") for name, mod in MODULES.items()}
 
 
-__all__ = ["NAMES", "Availability", "Evidence", "registry"]
+__all__ = ["MODULES", "NAMES", "Availability", "Evidence", "registry"]

@@ -14,7 +14,7 @@ from typing import Any
 from splitlock_probe import native
 from splitlock_probe.detectors.base import Availability, Evidence
 from splitlock_probe.detectors.signals import describe, is_alignment_trap, is_general_protection
-from splitlock_probe.host import HostState
+from splitlock_probe.host.state import HostState
 
 NAME = "actrap"
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from splitlock_probe.detectors.base import Availability, Evidence
-from splitlock_probe.host import HostState
+from splitlock_probe.host.state import HostState
 
 NAME = "misery"
 KERNEL_SLEEP_MS = 10.0  # msleep_interruptible(10) in split_lock_warn()

@@ -6,9 +6,9 @@ import dataclasses
 import statistics
 from dataclasses import dataclass
 
-from splitlock_probe.plan import fold_ranges, format_ranges
-from splitlock_probe.scan import ScanResult
-from splitlock_probe.verdict import INCONCLUSIVE, SPLIT
+from splitlock_probe.scan.plan import fold_ranges, format_ranges
+from splitlock_probe.scan.request import ScanResult
+from splitlock_probe.scan.verdict import INCONCLUSIVE, SPLIT
 
 
 @dataclass

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from splitlock_probe.compare import Case, CaseState, Comparison
-from splitlock_probe.errors import ExitStatus
+from splitlock_probe.scan.compare import Case, CaseState, Comparison
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,10 +32,6 @@ def _host(h: dict[str, Any]) -> str:
     return str(h.get("model_name") or h.get("vendor") or "unknown host")
 
 
-def exit_status(c: Comparison) -> ExitStatus:
-    return ExitStatus.FINDING if c.regression else ExitStatus.OK
-
-
 def compare_document(c: Comparison) -> dict[str, Any]:
     from splitlock_probe.report.jsondoc import tool
 
@@ -53,7 +48,7 @@ def compare_document(c: Comparison) -> dict[str, Any]:
         "only_new": c.only_new,
         "latency": [x.as_dict() for x in c.latency],
         "detectors": {"gained": c.detectors_gained, "lost": c.detectors_lost},
-        "exit_status": int(exit_status(c)),
+        "exit_status": int(c.exit_status()),
     }
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from splitlock_probe.detectors import Availability
-from splitlock_probe.host import HostState
-from splitlock_probe.kernel import AC_FLAG, DB_FLAG
-from splitlock_probe.paths import root
+from splitlock_probe.host.kernel import AC_FLAG, DB_FLAG
+from splitlock_probe.host.paths import root
+from splitlock_probe.host.state import HostState
 
 if TYPE_CHECKING:
     from rich.console import Console

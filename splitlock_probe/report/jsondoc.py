@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from splitlock_probe import __version__
-from splitlock_probe.plan import ProbeGroup, fold_ranges, format_ranges
-from splitlock_probe.scan import ScanResult
-from splitlock_probe.verdict import Judgement
+from splitlock_probe.scan.plan import ProbeGroup, fold_ranges, format_ranges
+from splitlock_probe.scan.request import ScanResult
+from splitlock_probe.scan.verdict import Judgement
 
 SCAN_SCHEMA = "splitlock-probe/scan/v1"
 PROBE_SCHEMA = "splitlock-probe/probe/v1"

@@ -15,10 +15,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 from splitlock_probe import __version__
-from splitlock_probe.plan import ProbeGroup, format_ranges
 from splitlock_probe.report.words import evidence_text
-from splitlock_probe.scan import ScanResult
-from splitlock_probe.verdict import SPLIT, Judgement
+from splitlock_probe.scan.plan import ProbeGroup, format_ranges
+from splitlock_probe.scan.request import ScanResult
+from splitlock_probe.scan.verdict import SPLIT, Judgement
 
 Case = tuple[str, str, str, int]  # layout, field, primitive, placement
 

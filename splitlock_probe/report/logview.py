@@ -3,50 +3,19 @@ the live processes are and where in them the traps were."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from splitlock_probe import procinfo
-from splitlock_probe.kernel import UNSUPPORTED, KernelState
-from splitlock_probe.kmsg.messages import BUS_LOCK, SPLIT_LOCK, TrapEvent
-from splitlock_probe.kmsg.tally import LogTally, ProcessCount
+from splitlock_probe.host.kernel import UNSUPPORTED
+from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK, TrapEvent
+from splitlock_probe.host.kmsg.tally import LogTally
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from splitlock_probe.log.read import LogRead
+
 LOG_SCHEMA = "splitlock-probe/log/v1"
 EVENT_SCHEMA = "splitlock-probe/log-event/v1"
-
-
-@dataclass
-class ProcessView:
-    count: ProcessCount
-    task: procinfo.TaskInfo | None  # None: the thread is gone (or its id was reused)
-    sites: list[tuple[int, int, str | None]] = field(default_factory=list)  # ip, count, where
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **self.count.as_dict(),
-            "alive": self.task is not None,
-            "task": None if self.task is None else self.task.as_dict(),
-            "sites": [
-                {"ip": f"{ip:#x}", "count": n, "location": where} for ip, n, where in self.sites
-            ],
-        }
-
-
-def enrich(tally: LogTally) -> list[ProcessView]:
-    """Per-process rows, busiest first; live tasks get psutil and /proc/PID/maps detail."""
-    views = []
-    for count in tally.ranked():
-        task = None if count.guest else procinfo.lookup(count.pid, count.comm)
-        mappings = procinfo.maps(count.pid) if task is not None else []
-        sites = [
-            (ip, n, procinfo.locate(ip, mappings) if mappings else None)
-            for ip, n in sorted(count.ips.items(), key=lambda kv: -kv[1])
-        ]
-        views.append(ProcessView(count, task, sites))
-    return views
 
 
 def notes(tally: LogTally) -> list[str]:
@@ -68,30 +37,26 @@ def notes(tally: LogTally) -> list[str]:
     return out
 
 
-def log_document(
-    tally: LogTally,
-    views: list[ProcessView],
-    source: str,
-    overwritten: int = 0,
-    host_mode: KernelState | None = None,
-) -> dict[str, Any]:
+def log_document(read: LogRead) -> dict[str, Any]:
     from splitlock_probe.report.jsondoc import tool
+
+    tally, host_mode = read.tally, read.host_mode
 
     return {
         "schema": LOG_SCHEMA,
         "tool": tool(),
-        "source": source,
+        "source": read.source,
         "mode": tally.mode,
         "host_mode": None
         if host_mode is None
         else {"effective_mode": host_mode.effective_mode, "mode_source": host_mode.mode_source},
         "lines": tally.lines,
         "malformed": tally.malformed,
-        "overwritten": overwritten,
+        "overwritten": read.overwritten,
         "suppressed": dict(tally.suppressed),
         "counts": tally.counts(),
         "notes": notes(tally),
-        "processes": [v.as_dict() for v in views],
+        "processes": [v.as_dict() for v in read.views],
         "events": [e.as_dict() for e in tally.events],
     }
 
@@ -103,19 +68,14 @@ def event_line(event: TrapEvent) -> str:
     return f"{when}{event.kind} {event.comm}/{event.pid}{guest} at {event.ip:#x}"
 
 
-def draw_log(
-    tally: LogTally,
-    views: list[ProcessView],
-    source: str,
-    host_mode: KernelState | None,
-    console: Console,
-) -> None:
+def draw_log(read: LogRead, console: Console) -> None:
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    tally, views, host_mode = read.tally, read.views, read.host_mode
     counts = tally.counts()
-    head = Text(f"{source}: {tally.lines:,} lines, ", style="dim")
+    head = Text(f"{read.source}: {tally.lines:,} lines, ", style="dim")
     head.append(f"{counts[SPLIT_LOCK]:,} split-lock and {counts[BUS_LOCK]:,} bus-lock events")
     head.append(
         f"; mode {tally.mode}" if tally.mode else "; no boot banner in this log", style="dim"

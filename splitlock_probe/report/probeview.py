@@ -8,12 +8,12 @@ from rich.console import Console
 from rich.table import Table
 
 from splitlock_probe.report.words import evidence_text
-from splitlock_probe.scan import SingleProbe
+from splitlock_probe.scan.request import SingleProbe
 
 PROBE_SCHEMA = "splitlock-probe/probe/v1"
 
 
-def probe_document(result: SingleProbe, fail_on: str) -> dict[str, Any]:
+def probe_document(result: SingleProbe) -> dict[str, Any]:
     from splitlock_probe.report.jsondoc import tool
 
     j = result.judgement
@@ -39,7 +39,7 @@ def probe_document(result: SingleProbe, fail_on: str) -> dict[str, Any]:
         "evidence": [] if j is None else [e.as_dict() for e in j.evidence],
         "verdict": None if j is None else j.verdict,
         "agrees": None if j is None else j.agrees,
-        "exit_status": int(result.exit_status(fail_on)),
+        "exit_status": int(result.exit_status()),
     }
 
 

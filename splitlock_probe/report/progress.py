@@ -8,7 +8,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from splitlock_probe.report.console import stderr
-from splitlock_probe.scan import ScanResult
+from splitlock_probe.scan.request import ScanResult
 
 
 def run_with_progress(result: ScanResult, execute: Callable[..., Any]) -> Any:

@@ -9,7 +9,7 @@ Metric names and labels are part of the user contract (docs/json.md#metrics).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,9 @@ from prometheus_client.core import (
     Metric,
 )
 
-from splitlock_probe.kmsg.messages import KINDS
-from splitlock_probe.watching.session import Snapshot
+from splitlock_probe.errors import UsageError
+from splitlock_probe.host.kmsg.messages import KINDS
+from splitlock_probe.watch.session import Snapshot
 
 
 def metrics(snap: Snapshot) -> Iterator[Metric]:
@@ -159,3 +160,38 @@ def serve(address: str, port: int, registry: CollectorRegistry) -> Any:
 
     server, _thread = start_http_server(port, addr=address, registry=registry)
     return server
+
+
+class Exporter:
+    """Where watch publishes each snapshot for machines: the collector behind a
+    /metrics server (optional) and a textfile (optional)."""
+
+    def __init__(
+        self,
+        first: Snapshot,
+        textfile: Path | None,
+        address: tuple[str, int] | None,
+        announce: Callable[[str], None],
+    ) -> None:
+        self.collector = SnapshotCollector(first)
+        self.registry = registry_for(self.collector)
+        self.textfile = textfile
+        self.server: Any = None
+        if address is not None:
+            try:
+                self.server = serve(address[0], address[1], self.registry)
+            except OSError as exc:
+                raise UsageError(f"--listen {address[0]}:{address[1]}: {exc.strerror}") from None
+            host, port = self.server.server_address[:2]
+            announce(f"serving metrics on http://{host}:{port}/metrics")
+
+    def publish(self, snap: Snapshot) -> None:
+        self.collector.update(snap)
+        if self.textfile is not None:
+            write_file(self.textfile, self.registry)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None

@@ -12,15 +12,13 @@ from splitlock_probe.report.outputs import OutputFormat
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from splitlock_probe.compare import Comparison
     from splitlock_probe.detectors import Availability
-    from splitlock_probe.host import HostState
-    from splitlock_probe.kernel import KernelState
-    from splitlock_probe.kmsg.tally import LogTally
-    from splitlock_probe.report.logview import ProcessView
-    from splitlock_probe.scan import ScanResult, SingleProbe
-    from splitlock_probe.tracking.result import RunResult
-    from splitlock_probe.watching.session import Snapshot
+    from splitlock_probe.host.state import HostState
+    from splitlock_probe.log.read import LogRead
+    from splitlock_probe.run.result import RunResult
+    from splitlock_probe.scan.compare import Comparison
+    from splitlock_probe.scan.request import ScanResult, SingleProbe
+    from splitlock_probe.watch.session import Snapshot
 
 TEXT, JSON, JUNIT, SVG, HTML = (
     OutputFormat.TEXT,
@@ -68,7 +66,6 @@ class ScanReport:
 @dataclass
 class ProbeReport(_NoJunit):
     result: SingleProbe
-    fail_on: str
     title = "splitlock-probe probe"
     formats = PEOPLE_AND_PROGRAMS
     list_key = None
@@ -81,7 +78,7 @@ class ProbeReport(_NoJunit):
     def document(self) -> dict[str, Any]:
         from splitlock_probe.report.probeview import probe_document
 
-        return probe_document(self.result, self.fail_on)
+        return probe_document(self.result)
 
 
 @dataclass
@@ -105,11 +102,7 @@ class HostReport(_NoJunit):
 
 @dataclass
 class LogReport(_NoJunit):
-    tally: LogTally
-    views: list[ProcessView]
-    source: str
-    overwritten: int = 0
-    host_mode: KernelState | None = None
+    read: LogRead
     title = "splitlock-probe log"
     formats = PEOPLE_AND_PROGRAMS
     list_key = "events"
@@ -117,12 +110,12 @@ class LogReport(_NoJunit):
     def draw(self, console: Console) -> None:
         from splitlock_probe.report.logview import draw_log
 
-        draw_log(self.tally, self.views, self.source, self.host_mode, console)
+        draw_log(self.read, console)
 
     def document(self) -> dict[str, Any]:
         from splitlock_probe.report.logview import log_document
 
-        return log_document(self.tally, self.views, self.source, self.overwritten, self.host_mode)
+        return log_document(self.read)
 
 
 @dataclass
@@ -192,7 +185,7 @@ class PrimitivesReport(_NoJunit):
     list_key = None
 
     def __post_init__(self) -> None:
-        from splitlock_probe.model import PRIMITIVES
+        from splitlock_probe.model.access import PRIMITIVES
 
         self.rows = [
             {"name": p.name, "width": p.width, "form": p.form.value, "instruction": p.description}
@@ -200,7 +193,7 @@ class PrimitivesReport(_NoJunit):
         ]
 
     def draw(self, console: Console) -> None:
-        from splitlock_probe.model import ALIASES
+        from splitlock_probe.model.access import ALIASES
 
         width = max(len(r["name"]) for r in self.rows)
         for r in self.rows:
@@ -208,7 +201,7 @@ class PrimitivesReport(_NoJunit):
         console.print("aliases: " + ", ".join(f"{k} = {v}" for k, v in ALIASES.items()))
 
     def document(self) -> dict[str, Any]:
-        from splitlock_probe.model import ALIASES
+        from splitlock_probe.model.access import ALIASES
 
         return {
             "schema": "splitlock-probe/primitives/v1",

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from splitlock_probe import __version__
-from splitlock_probe.kmsg.messages import BUS_LOCK, SPLIT_LOCK
-from splitlock_probe.tracking.result import RunResult, Site, exit_status, sites
+from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK
+from splitlock_probe.run.result import RunResult, Site, sites
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -139,7 +139,7 @@ def run_document(result: RunResult) -> dict[str, Any]:
             "counted": result.counted,
             "penalty_ms_at_least": result.penalty_ms,
             "fail_on": result.request.fail_on,
-            "exit_status": exit_status(result),
+            "exit_status": result.exit_status(),
         },
     }
 

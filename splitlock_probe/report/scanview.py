@@ -8,7 +8,7 @@ from rich.text import Text
 from splitlock_probe.report.aggregate import rows
 from splitlock_probe.report.cachemap import cache_map
 from splitlock_probe.report.table import summary_table
-from splitlock_probe.scan import ScanResult
+from splitlock_probe.scan.request import ScanResult
 
 
 def header(result: ScanResult) -> Text:

@@ -7,9 +7,9 @@ import datetime
 import sys
 from typing import TYPE_CHECKING, Any
 
-from splitlock_probe.kernel import UNSUPPORTED
-from splitlock_probe.kmsg.messages import BUS_LOCK, SPLIT_LOCK
-from splitlock_probe.watching.session import Snapshot
+from splitlock_probe.host.kernel import UNSUPPORTED
+from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK
+from splitlock_probe.watch.session import Snapshot
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType

@@ -1,0 +1,66 @@
+"""`log`: #AC and #DB traps in a kernel log, per process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from splitlock_probe.cli.options import CONTEXT, emit_json, output_options, targets
+
+
+@click.command(context_settings=CONTEXT)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    metavar="PATH",
+    help="Read a saved log instead of the live /dev/kmsg; - reads stdin.",
+)
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Keep reading; print each new event as it comes (--json: one JSON line each).",
+)
+@output_options()
+def log(path: str | None, follow: bool, **outputs: Any) -> None:
+    """Find split-lock (#AC) and bus-lock (#DB) traps in the kernel log, per process.
+
+    Reads the whole live ring buffer (/dev/kmsg) or a saved log in any
+    wrapper: kmsg records, dmesg (plain, -H, -T, -x, -r), syslog, ISO-8601
+    journal lines, or one inside another. Threads still alive get their
+    executable, command line and container, and each trap address is mapped
+    to a library and offset.
+
+    \b
+    Examples:
+      splitlock-probe log                      the live log (root, or CAP_SYSLOG)
+      journalctl -k -b -1 | splitlock-probe log --file -     the previous boot
+      splitlock-probe log --follow             stream new events; Ctrl-C ends
+
+    Exit 0; 4 when the live log cannot be read (the message says why);
+    130 when --follow is interrupted (after printing the summary).
+    """
+    import json
+
+    from splitlock_probe.host.kmsg.messages import TrapEvent
+    from splitlock_probe.log.read import read
+    from splitlock_probe.report.logview import EVENT_SCHEMA, event_line
+    from splitlock_probe.report.outputs import emit
+    from splitlock_probe.report.reports import LogReport
+
+    as_json = outputs["as_json"]
+    wanted = targets(outputs)
+
+    def show(event: TrapEvent) -> None:
+        if as_json:
+            emit_json(json.dumps({"schema": EVENT_SCHEMA, **event.as_dict()}) + "\n")
+        else:
+            click.echo(event_line(event))
+
+    result = read(path, follow, show)
+    if follow and as_json:  # the events went out as JSON lines; files still get the document
+        wanted = [t for t in wanted if t.path is not None]
+    emit(LogReport(result), wanted)
+    raise SystemExit(int(result.exit_status()))

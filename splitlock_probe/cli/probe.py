@@ -1,0 +1,84 @@
+"""`probe`: one locked op at one offset, measured and judged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from splitlock_probe.cli.options import (
+    CONTEXT,
+    measure_options,
+    output_options,
+    require_probing,
+    split_values,
+    targets,
+)
+from splitlock_probe.errors import UsageError, choose
+from splitlock_probe.model.access import ALIASES, PRIMITIVES
+
+
+@click.command(context_settings=CONTEXT)
+@click.option(
+    "--op",
+    "op",
+    required=True,
+    metavar="NAME",
+    help="The locked op, e.g. btsq, btsl, btsq-imm, xaddl, cmpxchg16b (`primitives` lists all).",
+)
+@click.option(
+    "--offset",
+    type=int,
+    required=True,
+    help="Effective address as an offset from the start of a page (0..4095).",
+)
+@click.option("--bit", type=int, default=0, show_default=True, help="Bit offset (bt* ops).")
+@measure_options
+@output_options()
+def probe(
+    op: str,
+    offset: int,
+    bit: int,
+    detect: tuple[str, ...],
+    events: tuple[str, ...],
+    batches: int,
+    iterations: int,
+    timeout: float,
+    fail_on: str,
+    required: tuple[str, ...],
+    **outputs: Any,
+) -> None:
+    """Run one locked op at one offset and say whether it split a cache line.
+
+    \b
+    Example: the seed case, an 8-byte lock btsq 4 bytes before a line end:
+      splitlock-probe probe --op btsq --offset 60 --bit 3
+    """
+    from splitlock_probe.host import state as host
+    from splitlock_probe.model.access import Form, primitive
+    from splitlock_probe.native.probe import max_immediate
+    from splitlock_probe.scan.pipeline import probe_once
+    from splitlock_probe.scan.plan import PlanError
+    from splitlock_probe.scan.request import settings_for
+
+    prim_name = choose("op", [op], [*PRIMITIVES, *ALIASES])[0]
+    prim = primitive(prim_name)
+    if not 0 <= offset < 4096:
+        raise UsageError(f"--offset {offset}: give an offset within a page, 0..4095")
+    wanted = targets(outputs)
+    require_probing()
+    if prim.form is Form.IMM and not 0 <= bit <= max_immediate():
+        raise UsageError(f"{prim.name} takes an immediate bit 0..{max_immediate()}")
+    state = host.state(events)
+    settings = settings_for(
+        state, split_values(detect), batches, iterations, timeout, None, split_values(required)
+    )
+    try:
+        result = probe_once(prim, offset, bit, state, settings, fail_on)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
+    from splitlock_probe.report.outputs import emit
+    from splitlock_probe.report.reports import ProbeReport
+
+    emit(ProbeReport(result), wanted)
+    raise SystemExit(int(result.exit_status()))

@@ -1,0 +1,105 @@
+"""`run -- COMMAND`: follow a command's whole tree and say which threads split-locked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from splitlock_probe.cli.options import CONTEXT, event_option, output_options, split_values, targets
+from splitlock_probe.run.trace.choose import CHOICES as TRACE_CHOICES
+
+RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+@click.command(context_settings=RUN_CONTEXT)
+@click.option(
+    "--detect",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Detectors to use: kmsg (#AC/#DB lines), perf (counters inherited by the whole "
+    "tree). [default: every one available]",
+)
+@event_option
+@click.option(
+    "--fail-on",
+    type=click.Choice(["none", "split", "hazard"]),
+    default="none",
+    show_default=True,
+    help="Exit 1 when the command split-locked (hazard: also when --trace saw a locked op "
+    "misaligned inside a line, which splits at another placement), and did not fail on "
+    "its own.",
+)
+@click.option(
+    "--trace",
+    type=click.Choice(TRACE_CHOICES),
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    help="Trace alignment traps (EFLAGS.AC) in every thread, to find each locked op with "
+    "a misaligned operand: works on any x86 host, VMs and AMD included. auto: the "
+    "preloaded agent for dynamically linked programs, ptrace for static or set-user-ID ones.",
+)
+@click.option(
+    "--require-detector",
+    "required",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Exit 4 without running the command unless these detectors can run here "
+    "(kmsg, perf, trace, or any).",
+)
+@output_options(
+    junit="a case for the command, and one per trap site (kernel log or --trace)", stream="stderr"
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(
+    detect: tuple[str, ...],
+    events: tuple[str, ...],
+    fail_on: str,
+    trace: str | None,
+    required: tuple[str, ...],
+    command: tuple[str, ...],
+    **outputs: Any,
+) -> None:
+    """Run COMMAND, follow its whole process tree, and say which threads split-locked.
+
+    Every thread and child the command starts is followed (perf task
+    records; /proc polling where perf is refused). While it runs, the kernel
+    log's #AC/#DB lines that name one of its threads are collected, with the
+    trap address mapped to library + offset, and the PMU's split-lock or
+    bus-lock counter counts the whole tree where there is one.
+
+    COMMAND keeps its stdin, stdout and stderr; signals sent to us are passed
+    on; the report goes to stderr (or to -o FILE), since stdout is the
+    command's.
+
+    With --trace, every thread runs with the x86 alignment check on, and each
+    locked op with a misaligned operand is found: a split lock, or a hazard
+    that splits at another placement of its data. That works on any x86 host,
+    VMs and AMD included, where the kernel sees nothing.
+
+    \b
+    Examples:
+      splitlock-probe run -- ./my-test-suite
+      splitlock-probe run --fail-on split --junit sl.xml -- make check
+      splitlock-probe run --trace --fail-on hazard -- ./my-test-suite
+
+    Exit status: the command's own when it failed (128+N when signal N killed
+    it; 126/127 when it could not be run); else 1 with --fail-on split (or
+    hazard) when one was seen; 4 with --require-detector when no detector can
+    see split locks here (the command is not run); else 0.
+    """
+    from splitlock_probe.host import state as host_state
+    from splitlock_probe.report.outputs import emit
+    from splitlock_probe.report.reports import RunReport
+    from splitlock_probe.run.request import prepare
+    from splitlock_probe.run.session import run_command
+
+    wanted = targets(outputs)
+    state = host_state.state(events)
+    request, detectors = prepare(
+        command, split_values(detect), fail_on, trace, split_values(required), state
+    )
+    result = run_command(request, state, detectors)
+    emit(RunReport(result), wanted, stderr=True)
+    raise SystemExit(result.exit_status())

@@ -1,0 +1,107 @@
+"""Counting what a kernel log says: events, per-process counts, suppressed
+lines, the mode the boot banner announced, and lines that did not parse."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from splitlock_probe.host.kmsg.lines import unwrap
+from splitlock_probe.host.kmsg.messages import (
+    BUS_LOCK,
+    KINDS,
+    SPLIT_LOCK,
+    Banner,
+    Malformed,
+    Suppressed,
+    TrapEvent,
+    classify,
+)
+
+
+@dataclass
+class ProcessCount:
+    comm: str
+    pid: int
+    guest: bool
+    split_lock: int = 0
+    bus_lock: int = 0
+    ips: dict[int, int] = field(default_factory=dict)  # trap address -> count
+
+    @property
+    def total(self) -> int:
+        return self.split_lock + self.bus_lock
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "comm": self.comm,
+            "pid": self.pid,
+            "guest": self.guest,
+            SPLIT_LOCK: self.split_lock,
+            BUS_LOCK: self.bus_lock,
+        }
+
+
+@dataclass
+class LogTally:
+    events: list[TrapEvent] = field(default_factory=list)
+    processes: dict[tuple[str, int], ProcessCount] = field(default_factory=dict)
+    suppressed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    banner: Banner | None = None  # the last boot banner seen
+    lines: int = 0
+    malformed: int = 0
+    keep_events: bool = True  # False: count only (memory stays bounded)
+    per_process: bool = True  # False: the caller keeps its own (bounded) per-process counts
+
+    def feed_line(self, raw: str) -> TrapEvent | None:
+        """Take one raw line; returns the trap event it carried, if any."""
+        line = unwrap(raw)
+        if line is None:
+            return None
+        self.lines += 1
+        msg = classify(line)
+        if isinstance(msg, TrapEvent):
+            self.add(msg)
+            return msg
+        if isinstance(msg, Suppressed):
+            self.suppressed[msg.kind] += msg.count
+        elif isinstance(msg, Banner):
+            self.banner = msg
+        elif isinstance(msg, Malformed):
+            self.malformed += 1
+        return None
+
+    def feed(self, raw_lines: Iterable[str]) -> None:
+        for raw in raw_lines:
+            self.feed_line(raw)
+
+    def add(self, event: TrapEvent) -> None:
+        if self.keep_events:
+            self.events.append(event)
+        if not self.per_process:
+            return
+        key = (event.comm, event.pid)
+        proc = self.processes.get(key)
+        if proc is None:
+            proc = self.processes[key] = ProcessCount(event.comm, event.pid, event.guest)
+        if event.kind == SPLIT_LOCK:
+            proc.split_lock += 1
+        else:
+            proc.bus_lock += 1
+        proc.ips[event.ip] = proc.ips.get(event.ip, 0) + 1
+
+    @property
+    def mode(self) -> str | None:
+        return self.banner.mode if self.banner else None
+
+    def ranked(self) -> list[ProcessCount]:
+        """Processes, most events first."""
+        return sorted(self.processes.values(), key=lambda p: (-p.total, p.comm, p.pid))
+
+    def counts(self) -> dict[str, int]:
+        procs = self.processes.values()
+        return {
+            SPLIT_LOCK: sum(p.split_lock for p in procs),
+            BUS_LOCK: sum(p.bus_lock for p in procs),
+        }

@@ -1,0 +1,129 @@
+"""Who a thread id in the kernel log is, while it still lives: its process's
+executable, command line and container, and what a trap address falls in.
+
+Reads go through paths.root() (psutil's PROCFS_PATH is pointed there too), so
+a recorded tree answers like the live host. The log names a thread id that may
+since have been reused by another task: the thread's current name must match
+the name in the log line, or the thread counts as gone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from splitlock_probe.host.paths import host_path, read_text
+
+_CONTAINER = re.compile(
+    r"(?:docker|cri-containerd|crio|libpod)-(?P<id>[0-9a-f]{12,64})\.scope"
+    r"|/(?:docker|lxc)/(?P<id2>[0-9a-f]{12,64})"
+)
+COMM_LEN = 15  # TASK_COMM_LEN - 1
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    tgid: int
+    exe: str | None  # None: gone, or not ours to read (run as root to see it)
+    cmdline: tuple[str, ...]
+    cgroup: str | None
+    container: str | None  # container id, where the cgroup names one
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tgid": self.tgid,
+            "exe": self.exe,
+            "cmdline": list(self.cmdline),
+            "cgroup": self.cgroup,
+            "container": self.container,
+        }
+
+
+@dataclass(frozen=True)
+class Mapping:
+    start: int
+    end: int
+    offset: int  # file offset of `start`
+    path: str  # "" for anonymous memory
+
+    def locate(self, address: int) -> str:
+        """'libfoo.so.1+0x1234' (offset in the file), or '[anon]+0x...'."""
+        name = os.path.basename(self.path) if self.path else "[anon]"
+        if self.path.startswith("["):
+            name = self.path
+        return f"{name}+{address - self.start + self.offset:#x}"
+
+
+def _status_tgid(tid: int) -> int | None:
+    text = read_text(f"/proc/{tid}/status") or ""
+    for line in text.splitlines():
+        if line.startswith("Tgid:"):
+            return int(line.split()[1])
+    return None
+
+
+def _cgroup(tgid: int) -> tuple[str | None, str | None]:
+    text = read_text(f"/proc/{tgid}/cgroup")
+    if not text:
+        return None, None
+    lines = [line.split(":", 2) for line in text.splitlines() if line.count(":") >= 2]
+    unified = [path for hier, _, path in lines if hier == "0"]
+    path = unified[0] if unified else (lines[0][2] if lines else None)
+    m = _CONTAINER.search(text)
+    container = (m["id"] or m["id2"])[:12] if m else None
+    return path, container
+
+
+def lookup(tid: int, comm: str) -> TaskInfo | None:
+    """The live task behind a log line's comm/tid, or None when it is gone or reused."""
+    name = read_text(f"/proc/{tid}/comm")
+    if name is None or name.rstrip("\n") != comm[:COMM_LEN]:
+        return None
+    tgid = _status_tgid(tid) or tid
+    psutil.PROCFS_PATH = str(host_path("/proc"))
+    exe: str | None = None
+    cmdline: tuple[str, ...] = ()
+    try:
+        proc = psutil.Process(tgid)
+        cmdline = tuple(proc.cmdline())
+        exe = proc.exe() or None
+    except (psutil.AccessDenied, psutil.ZombieProcess):
+        pass
+    except psutil.NoSuchProcess:
+        return None
+    path, container = _cgroup(tgid)
+    return TaskInfo(tgid, exe, cmdline, path, container)
+
+
+def maps(tid: int) -> list[Mapping]:
+    return parse_maps(read_text(f"/proc/{tid}/maps") or "")
+
+
+def parse_maps(text: str) -> list[Mapping]:
+    """/proc/PID/maps: one Mapping per line, lines that do not parse skipped."""
+    out: list[Mapping] = []
+    for line in text.splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) < 5:
+            continue
+        lo, _, hi = parts[0].partition("-")
+        try:
+            out.append(
+                Mapping(
+                    int(lo, 16), int(hi, 16), int(parts[2], 16), parts[5] if len(parts) > 5 else ""
+                )
+            )
+        except ValueError:
+            continue
+    return out
+
+
+def locate(address: int, mappings: list[Mapping]) -> str | None:
+    for m in mappings:
+        if m.start <= address < m.end:
+            return m.locate(address)
+    return None

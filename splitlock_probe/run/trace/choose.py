@@ -1,0 +1,70 @@
+"""Which tracer to use for a command: the preloaded agent where the dynamic
+loader will load it (about 4x cheaper per trap), ptrace where it will not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from splitlock_probe.detectors.base import Availability
+
+AGENT, PTRACE, AUTO = "agent", "ptrace", "auto"
+CHOICES = (AUTO, AGENT, PTRACE)
+
+
+def availability(wanted: str) -> Availability:
+    """Alignment traps exist on every x86-64 CPU, VMs included."""
+    from splitlock_probe import native
+    from splitlock_probe.detectors.base import Availability
+    from splitlock_probe.native.trace import agent_library
+
+    reason = native.unsupported_reason()
+    if reason:
+        return Availability(False, reason)
+    if wanted == AGENT and agent_library() is None:
+        return Availability(False, "the trace agent was not built (reinstall); use ptrace")
+    return Availability(
+        True,
+        "EFLAGS.AC alignment traps in every thread of the command: locked ops with a "
+        "misaligned operand, split or not",
+    )
+
+
+def _is_dynamic_elf(path: str) -> bool | None:
+    """True: has a program interpreter; False: static; None: not an ELF."""
+    try:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
+        with open(path, "rb") as f:
+            if f.read(4) != b"\x7fELF":
+                return None
+            f.seek(0)
+            elf = ELFFile(f)
+            return any(s["p_type"] == "PT_INTERP" for s in elf.iter_segments())
+    except (OSError, ELFError, ValueError):
+        return None
+
+
+def choose(argv: Sequence[str], wanted: str, agent_built: bool) -> tuple[str, str]:
+    """(mechanism, why)."""
+    if wanted != AUTO:
+        return wanted, f"--trace {wanted}"
+    if not agent_built:
+        return PTRACE, "the agent library was not built"
+    path = shutil.which(argv[0]) if argv else None
+    if path is None:
+        return AGENT, "the command was not found on PATH"
+    mode = os.stat(path).st_mode
+    if mode & (stat.S_ISUID | stat.S_ISGID):
+        return PTRACE, f"{path} is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD"
+    dynamic = _is_dynamic_elf(path)
+    if dynamic is False:
+        return PTRACE, f"{path} is statically linked: nothing can be preloaded into it"
+    if dynamic is None:
+        return AGENT, f"{path} is a script: its interpreter gets the agent"
+    return AGENT, f"{path} is dynamically linked"

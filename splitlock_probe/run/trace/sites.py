@@ -1,0 +1,137 @@
+"""The trap records of a traced run, as sites: one per instruction in the
+code (file + offset), with what it touched, how often, and whether that
+split a line (a split lock) or was misaligned inside one (a hazard)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from splitlock_probe.host.procinfo import Mapping
+from splitlock_probe.run.trace.buffer import TrapRecord
+from splitlock_probe.run.trace.decode import HAZARD, SPLIT, Undecodable, decode
+from splitlock_probe.run.trace.symbols import place
+
+
+@dataclass
+class TraceSite:
+    ip: int  # the first address it was seen at
+    location: str | None  # "file+0xoffset"
+    symbol: str | None
+    file: str | None
+    text: str
+    width: int
+    count: int = 0
+    split: int = 0
+    hazard: int = 0
+    line_offsets: Counter[int] = field(default_factory=Counter)
+    crosses_page: int = 0
+    threads: dict[int, str | None] = field(default_factory=dict)  # tid -> comm
+
+    @property
+    def kind(self) -> str:
+        return SPLIT if self.split else HAZARD
+
+    @property
+    def name(self) -> str:
+        return self.location or f"{self.ip:#x}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "location": self.location,
+            "symbol": self.symbol,
+            "file": self.file,
+            "ip": f"{self.ip:#x}",
+            "instruction": self.text,
+            "width": self.width,
+            "kind": self.kind,
+            "count": self.count,
+            "split": self.split,
+            "hazard": self.hazard,
+            "line_offsets": {str(k): v for k, v in sorted(self.line_offsets.items())},
+            "crosses_page": self.crosses_page,
+            "threads": [{"tid": t, "comm": c} for t, c in sorted(self.threads.items())],
+        }
+
+
+@dataclass
+class TraceResult:
+    mechanism: str  # "agent" | "ptrace"
+    reason: str  # why this mechanism
+    counters: dict[str, int]
+    sites: list[TraceSite] = field(default_factory=list)
+    undecodable: list[str] = field(default_factory=list)
+
+    @property
+    def split(self) -> int:
+        return sum(s.split for s in self.sites)
+
+    @property
+    def hazard(self) -> int:
+        return sum(s.hazard for s in self.sites)
+
+    @property
+    def unlocked(self) -> int:
+        """Alignment traps of instructions that were not locked: ignored, counted."""
+        return max(0, self.counters["traps"] - self.counters["locked"])
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.counters["dropped"]:
+            out.append(
+                f"{self.counters['dropped']:,} locked traps did not fit in the buffer: "
+                "site counts are lower bounds"
+            )
+        if self.undecodable:
+            out.append(f"{len(self.undecodable)} trapped instructions could not be decoded")
+        if self.counters["lost_ac"]:
+            out.append(
+                f"{self.counters['lost_ac']:,} times a thread was found without the "
+                "alignment check (a signal came while an instruction was stepped); "
+                "it was set again"
+            )
+        if self.mechanism == "agent" and self.counters["images"] == 0:
+            out.append(
+                "the agent started in no process: the program is static, set-user-ID, "
+                "or cleared its environment; try --trace ptrace"
+            )
+        return out
+
+
+def collect(
+    mechanism: str,
+    reason: str,
+    counters: dict[str, int],
+    records: list[TrapRecord],
+    mapping: Callable[[int, int], Mapping | None],
+    comm: Callable[[int], str | None],
+) -> TraceResult:
+    result = TraceResult(mechanism, reason, counters)
+    by_place: dict[str, TraceSite] = {}
+    for r in records:
+        try:
+            access = decode(r)
+        except Undecodable as exc:
+            result.undecodable.append(str(exc))
+            continue
+        if not access.locked:
+            continue
+        where = place(r.rip, mapping(r.tid, r.rip))
+        key = where.location or f"{r.rip:#x}"
+        site = by_place.get(key)
+        if site is None:
+            site = by_place[key] = TraceSite(
+                r.rip, where.location, where.symbol, where.file, access.text, access.width
+            )
+        site.count += 1
+        if access.splits_line:
+            site.split += 1
+        else:
+            site.hazard += 1
+        site.crosses_page += access.crosses_page
+        site.line_offsets[access.line_offset] += 1
+        site.threads.setdefault(r.tid, comm(r.tid))
+    result.sites = sorted(by_place.values(), key=lambda s: (s.kind != SPLIT, -s.count, s.name))
+    return result

@@ -1,0 +1,76 @@
+"""Tracing one `run`: the buffer, the mechanism, and either the agent's
+environment or the ptrace tracer, then the sites the records show."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from splitlock_probe.native import PerfOpenError
+from splitlock_probe.native.trace import Tracer, agent_library
+from splitlock_probe.run.trace.buffer import TrapBuffer
+from splitlock_probe.run.trace.choose import AGENT, PTRACE, choose
+from splitlock_probe.run.trace.sites import TraceResult, collect
+
+if TYPE_CHECKING:
+    from splitlock_probe.host.procinfo import Mapping
+
+
+class TrackerView(Protocol):
+    """What the sites need from a run's task tracker."""
+
+    def mapping(self, tid: int, address: int) -> Mapping | None: ...
+    def comm(self, tid: int) -> str | None: ...
+
+
+class Tracing:
+    def __init__(self, argv: Sequence[str], wanted: str) -> None:
+        self.agent = agent_library()
+        self.mechanism, self.reason = choose(argv, wanted, self.agent is not None)
+        if self.mechanism == AGENT and self.agent is None:
+            from splitlock_probe.errors import UnsupportedHost
+
+            raise UnsupportedHost("the trace agent was not built; reinstall, or --trace ptrace")
+        self.buffer = TrapBuffer()
+        self.tracer: Tracer | None = None
+
+    def env(self) -> dict[str, str] | None:
+        """The command's environment: ours plus the agent, or None (unchanged)."""
+        if self.mechanism != AGENT or self.agent is None:
+            return None
+        env = dict(os.environ)
+        preload = env.get("LD_PRELOAD", "").strip()
+        env["LD_PRELOAD"] = f"{self.agent} {preload}".strip()
+        env.update(self.buffer.agent_env())
+        return env
+
+    def attach(self, pid: int) -> None:
+        """ptrace: seize the command at its gate, before it execs."""
+        if self.mechanism != PTRACE:
+            return
+        try:
+            self.tracer = Tracer(pid, self.buffer.map)
+        except PerfOpenError as exc:
+            from splitlock_probe.errors import UnsupportedHost
+
+            raise UnsupportedHost(
+                f"cannot trace with ptrace here ({exc}): a container's seccomp profile or "
+                "kernel.yama.ptrace_scope=3 forbids it; try --trace agent"
+            ) from None
+
+    def result(self, tracker: TrackerView) -> TraceResult:
+        return collect(
+            self.mechanism,
+            self.reason,
+            self.buffer.counters(),
+            self.buffer.records(),
+            tracker.mapping,
+            tracker.comm,
+        )
+
+    def close(self) -> None:
+        if self.tracer is not None:
+            self.tracer.close()
+            self.tracer = None
+        self.buffer.close()
