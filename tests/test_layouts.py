@@ -27,7 +27,7 @@ def test_every_field_matches_the_compiler() -> None:
 
 
 def test_reference_offsets() -> None:
-    # REFERENCE.md section 3: the numbers the scan is about.
+    # docs/reference.md §3: the numbers the scan is about.
     assert LAYOUTS["vcpu_info"].field("evtchn_pending_sel").offset == 8
     assert LAYOUTS["compat_vcpu_info"].field("evtchn_pending_sel").offset == 4
     assert LAYOUTS["compat_vcpu_info"].field("evtchn_pending_sel").size == 4

@@ -1,4 +1,4 @@
-"""Alignment-check trap: one op with EFLAGS.AC set (REFERENCE.md section 2).
+"""Alignment-check trap: one op with EFLAGS.AC set (docs/reference.md §2).
 
 Linux keeps CR0.AM on, so with AC set any misaligned data access at CPL 3
 raises #AC, delivered as SIGBUS/BUS_ADRALN; this works on every x86 CPU,

@@ -1,5 +1,5 @@
-"""Hardware counters: true counts of split locks and bus locks (REFERENCE.md
-section 5), counted per probe thread around the timed op.
+"""Hardware counters: true counts of split locks and bus locks (docs/reference.md
+§5), counted per probe thread around the timed op.
 
 The probe arena is ordinary write-back memory, where a bus lock happens only
 for a split lock: a split-lock or bus-lock count above zero says split, zero

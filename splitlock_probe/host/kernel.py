@@ -1,4 +1,4 @@
-"""What the running kernel does with split locks (REFERENCE.md section 4).
+"""What the running kernel does with split locks (docs/reference.md §4).
 
 The mode comes from the best source there is: the boot banner in the kernel
 log (the kernel's own word), else the `split_lock_detect=` boot parameter,

@@ -1,4 +1,4 @@
-"""Access arithmetic and the catalogue of locked primitives (REFERENCE.md section 2).
+"""Access arithmetic and the catalogue of locked primitives (docs/reference.md §2).
 
 Pure: no I/O, no compiled code. Everything the scan predicts comes from here.
 """

@@ -1,4 +1,4 @@
-"""Peel the wrappers off a kernel-log line (REFERENCE.md section 4).
+"""Peel the wrappers off a kernel-log line (docs/reference.md §4).
 
 One line of text may come as a raw /dev/kmsg record, from dmesg (absolute,
 `-H` relative, `-T` wall-clock, `-x` decoded, `-r` raw), from syslog or an

@@ -1,4 +1,4 @@
-"""What the kernel says about split locks and bus locks (REFERENCE.md section 4).
+"""What the kernel says about split locks and bus locks (docs/reference.md §4).
 
 Source: arch/x86/kernel/cpu/bus_lock.c (intel.c before 6.12), whose pr_fmt is
 "x86/split lock detection: ". The messages recognised here:

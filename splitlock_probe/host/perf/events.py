@@ -1,5 +1,5 @@
-"""Which counter counts split locks or bus locks on which CPU (REFERENCE.md
-section 5; Intel perfmon `*_core.json` and Linux tools/perf/pmu-events).
+"""Which counter counts split locks or bus locks on which CPU (docs/reference.md
+§5; Intel perfmon `*_core.json` and Linux tools/perf/pmu-events).
 
 Raw x86 encoding: config = (umask << 8) | event, plus the edge bit (18)
 where the event counts edges. On hybrid parts each row names the core type

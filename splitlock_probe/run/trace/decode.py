@@ -1,5 +1,5 @@
 """What a trapped instruction touched: decoded with capstone, its operand's
-address computed from the registers the tracer saved (REFERENCE.md 2).
+address computed from the registers the tracer saved (docs/reference.md §2).
 
 - The effective address is base + index * scale + displacement (RIP-relative
   from the next instruction; fs:/gs: add the segment base; a 0x67 prefix
