@@ -35,10 +35,7 @@ def load_core() -> tuple[Any, Any]:
     try:
         from splitlock_probe._core import ffi, lib  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
-        raise UnsupportedHost(
-            f"the compiled core is missing ({exc}); reinstall with `pip install .` "
-            "or `make install`"
-        ) from exc
+        raise UnsupportedHost(missing_core_advice(str(exc))) from exc
     return ffi, lib
 
 
@@ -91,3 +88,35 @@ def check_sys(status: int, what: str) -> None:
     if status == lib.SLP_ESYS:
         raise PerfOpenError(what, ffi.errno)
     check_core(status, what)
+
+
+def missing_core_advice(error: str) -> str:
+    """Why the core is missing, and what to do: a source checkout that shadows the
+    installed package (`python -m` from inside it) needs other advice than a
+    broken install."""
+    here = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for installed in _installed_package_dirs():
+        if os.path.realpath(installed) != here:
+            return (
+                f"the compiled core is missing: splitlock_probe was imported from {here}, "
+                f"which shadows the installed copy in {os.path.dirname(installed)} (python -m "
+                "and PYTHONPATH put the working directory first); run it from another "
+                "directory, or as the splitlock-probe command, or `pip install -e .` here"
+            )
+    return (
+        f"the compiled core is missing ({error}); reinstall with `pip install .` or `make install`"
+    )
+
+
+def _installed_package_dirs() -> list[str]:
+    """Every directory a distribution of splitlock-probe says holds the package
+    (a source tree's egg-info is one of them, and names the tree itself)."""
+    from importlib import metadata
+
+    found = []
+    for dist in metadata.distributions():
+        if (dist.metadata["Name"] or "").lower().replace("_", "-") == "splitlock-probe":
+            path = str(dist.locate_file("splitlock_probe"))
+            if os.path.isfile(os.path.join(path, "__init__.py")):
+                found.append(path)
+    return found

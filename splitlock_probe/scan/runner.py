@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
+import splitlock_probe
 from splitlock_probe.errors import ProbeError
 from splitlock_probe.scan import pacing
 from splitlock_probe.scan.outcome import Failure, Outcome
@@ -72,12 +73,25 @@ class WorkerFailure(Exception):
         self.failure = failure
 
 
+def worker_argv() -> list[str]:
+    """The worker's command line: this interpreter, and the very package this
+    process imported. `python -m` and `-c` put the working directory first on
+    sys.path, where a source checkout (without its compiled core) would shadow
+    the installed package; so sys.path[0] is replaced by the package's home."""
+    home = os.path.dirname(os.path.dirname(os.path.abspath(splitlock_probe.__file__)))
+    code = (
+        f"import sys; sys.path[0] = {home!r}; "
+        "from splitlock_probe.scan.worker import main; sys.exit(main())"
+    )
+    return [sys.executable, "-c", code]
+
+
 class _Worker:
     def __init__(self, env: dict[str, str] | None) -> None:
         # Closed in close(): it outlives this constructor with the worker.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "splitlock_probe.scan.worker"],
+            worker_argv(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
