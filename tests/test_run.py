@@ -195,11 +195,25 @@ def test_require_detector_refuses_before_running(tmp_path: Path, warn_root: Path
 
 
 def test_here_it_says_plainly_that_nothing_can_be_seen(programs: Path) -> None:
-    r = run_tool("--fail-on", "split", "--", str(programs / "splitter"))
-    assert r.returncode == 0  # nothing seen is not a finding
+    amd_vm = DATA / "hosts" / "amd-zen3-vm"  # no split-lock detection, no PMU
+    r = run_tool("--", str(programs / "splitter"), root=amd_vm)
+    assert r.returncode == 0  # no gate: nothing seen is reported, not judged
     said = " ".join(r.stderr.split())  # as read, whatever the wrapping
     assert "split locks: not observable on this host" in said
     assert "no detector on this host can see split locks" in said
+    assert "`run --trace` sees every misaligned locked op" in said
+    # A gate that saw nothing does not pass.
+    r = run_tool("--fail-on", "split", "--", str(programs / "splitter"), root=amd_vm)
+    assert r.returncode == 4
+
+
+def test_the_trace_detector_can_be_required(programs: Path) -> None:
+    r = run_tool("--require-detector", "trace", "--", "true")
+    assert r.returncode == 2 and "--require-detector trace needs --trace" in r.stderr
+    r = run_tool("--trace", "--require-detector", "trace", "--", "true")
+    assert r.returncode == 0, r.stderr
+    r = run_tool("--require-detector", "timing", "--", "true")
+    assert r.returncode == 2 and "choose from: kmsg, perf, trace" in r.stderr
 
 
 def test_counters_are_inherited_by_the_whole_tree(programs: Path) -> None:

@@ -236,3 +236,35 @@ def test_decoder_says_unlocked_and_splits() -> None:
     assert seed.splits_line and seed.kind == "split" and seed.line_offset == 60
     inside = decode(record("f00fc107", rdi=0x1001, rax=1))  # lock xadd dword at offset 1
     assert not inside.splits_line and inside.kind == "hazard"
+
+
+def test_a_gate_whose_agent_reached_no_process_fails_closed(static_hazards: Path) -> None:
+    """--trace agent on a static program: nothing can be preloaded, so the gate
+    saw nothing and must not pass."""
+    r, doc = traced("--trace=agent", "--fail-on", "hazard", "--", str(static_hazards), *STORY)
+    assert r.returncode == 4, r.stderr[-400:]
+    assert doc["trace"]["images"] == 0 and doc["trace"]["untraced_programs"] >= 1
+    assert any("started in no process" in n for n in doc["trace"]["notes"])
+    # Without a gate it is a note, and the command's own status.
+    r, doc = traced("--trace=agent", "--", str(static_hazards), *STORY)
+    assert r.returncode == 0
+
+
+def test_a_program_started_with_a_cleared_environment_is_named_untraced(programs: Path) -> None:
+    """`env -i PROG`: env has the agent, PROG does not; its split locks are missed,
+    and the task records show the program the agent never started in."""
+    r, doc = traced(
+        "--trace=agent", "--fail-on", "split", "--", "env", "-i", str(programs / "hazards"), *STORY
+    )
+    assert r.returncode == 4, r.stderr[-400:]
+    trace = doc["trace"]
+    assert (trace["images"], trace["programs"], trace["untraced_programs"]) == (1, 3, 2)
+    assert any("went untraced" in n for n in trace["notes"])
+
+
+def test_ptrace_follows_what_the_agent_cannot(programs: Path) -> None:
+    r, doc = traced(
+        "--trace=ptrace", "--fail-on", "split", "--", "env", "-i", str(programs / "hazards"), *STORY
+    )
+    assert r.returncode == 1, r.stderr[-400:]
+    assert doc["trace"]["untraced_programs"] == 0 and doc["trace"]["split"] > 0

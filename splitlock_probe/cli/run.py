@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from splitlock_probe.cli.options import CONTEXT, event_option, output_options, split_values, targets
+from splitlock_probe.run.request import ANY, RUN_DETECTORS, TRACE
 from splitlock_probe.run.trace.choose import CHOICES as TRACE_CHOICES
 
 RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
@@ -17,8 +18,8 @@ RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_ar
     "--detect",
     multiple=True,
     metavar="NAME[,NAME]",
-    help="Detectors to use: kmsg (#AC/#DB lines), perf (counters inherited by the whole "
-    "tree). [default: every one available]",
+    help=f"Detectors to use: {', '.join(RUN_DETECTORS)} (kmsg: #AC/#DB lines; perf: "
+    "counters inherited by the whole tree; --trace adds trace). [default: every one available]",
 )
 @event_option
 @click.option(
@@ -46,7 +47,7 @@ RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_ar
     multiple=True,
     metavar="NAME[,NAME]",
     help="Exit 4 without running the command unless these detectors can run here "
-    "(kmsg, perf, trace, or any).",
+    f"({', '.join([*RUN_DETECTORS, TRACE])}, or {ANY}: at least one).",
 )
 @output_options(
     junit="a case for the command, and one per trap site (kernel log or --trace)", stream="stderr"
@@ -87,7 +88,9 @@ def run(
     Exit status: the command's own when it failed (128+N when signal N killed
     it; 126/127 when it could not be run); else 1 with --fail-on split (or
     hazard) when one was seen; 4 with --require-detector when no detector can
-    see split locks here (the command is not run); else 0.
+    see split locks here (the command is not run), and 4 with --fail-on when
+    no detector could see them or --trace missed programs of the tree (a gate
+    that saw nothing does not pass); else 0.
     """
     from splitlock_probe.host import state as host_state
     from splitlock_probe.report.outputs import emit

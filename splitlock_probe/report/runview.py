@@ -28,7 +28,10 @@ def notes(result: RunResult) -> list[str]:
     if not used:
         out.append(
             "no detector on this host can see split locks, so this run proves nothing "
-            "about them: " + "; ".join(f"{n}: {a.reason}" for n, a in result.detectors.items())
+            "about them: "
+            + "; ".join(f"{n}: {a.reason}" for n, a in result.detectors.items())
+            + ". `run --trace` sees every misaligned locked op on any x86 host, this one "
+            "included"
         )
     if result.trap_lines[SPLIT_LOCK]:
         out.append(
@@ -156,6 +159,8 @@ def trace_section(result: RunResult) -> dict[str, Any]:
         "dropped": t.counters["dropped"],
         "signals_passed_on": t.counters["passed_on"],
         "images": t.counters["images"],
+        "programs": t.programs,
+        "untraced_programs": t.untraced,
         "ac_rearmed": t.counters["lost_ac"],
         "undecodable": t.undecodable,
         "split": t.split,

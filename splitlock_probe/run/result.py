@@ -150,7 +150,9 @@ class RunResult:
 
     def exit_status(self) -> int:
         """`run`'s policy: the command's own status when it failed; else 1 under
-        --fail-on split (or hazard) when one was seen; else 0."""
+        --fail-on split (or hazard) when one was seen; else 4 under --fail-on
+        when no detector could see split locks, or --trace missed part of the
+        tree; else 0."""
         if self.exit is not None and self.exit.failed:
             return self.exit.status
         fail_on = self.request.fail_on
@@ -158,7 +160,16 @@ class RunResult:
             return int(ExitStatus.FINDING)
         if fail_on == "hazard" and self.hazard:
             return int(ExitStatus.FINDING)
+        if fail_on != "none" and (self.blind or not self.request.detectors):
+            return int(ExitStatus.UNSUPPORTED)  # a gate that did not see the tree fails closed
         return int(ExitStatus.OK)
+
+    @property
+    def blind(self) -> bool:
+        """The tracer is known to have missed part of the tree. (Unknown, where the
+        task records were refused, is said in a note: failing every such gate would
+        fail every agent-traced run in a container that forbids perf.)"""
+        return self.trace is not None and bool(self.trace.untraced)
 
 
 @dataclass(frozen=True)

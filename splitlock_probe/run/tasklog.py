@@ -200,6 +200,14 @@ class RingTracker:
         """Tasks, processes, records lost."""
         return len(self.log.tasks), len(self.log.processes), self.log.lost
 
+    @property
+    def execs(self) -> int | None:
+        """Programs the tree exec'd, the command's own included; None when records
+        were lost and the count cannot be trusted."""
+        if self.log.lost:
+            return None
+        return sum(p.execs for p in self.log.processes.values())
+
     def close(self) -> None:
         for ring in self._rings:
             ring.close()

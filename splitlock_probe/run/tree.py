@@ -125,6 +125,11 @@ class ProcessTree:
         """Tasks, processes, records lost (none: nothing is recorded)."""
         return len(self.tasks), len(self.processes), 0
 
+    @property
+    def execs(self) -> None:
+        """Polling /proc cannot see every exec: unknown."""
+        return None
+
     def close(self) -> None:
         pass
 

@@ -63,6 +63,20 @@ class TraceResult:
     counters: dict[str, int]
     sites: list[TraceSite] = field(default_factory=list)
     undecodable: list[str] = field(default_factory=list)
+    programs: int | None = None  # programs the tree exec'd (task records); None: unknown
+
+    @property
+    def untraced(self) -> int | None:
+        """Programs of the tree the tracer never ran in (0: it saw all of them;
+        None: unknown). ptrace follows every task; the agent must be loaded by
+        each program, and a static, set-user-ID or cleared-environment one escapes."""
+        if self.mechanism != "agent":
+            return 0
+        if self.counters["images"] == 0:
+            return max(1, self.programs or 0)
+        if self.programs is None:
+            return None
+        return max(0, self.programs - self.counters["images"])
 
     @property
     def split(self) -> int:
@@ -92,10 +106,24 @@ class TraceResult:
                 "alignment check (a signal came while an instruction was stepped); "
                 "it was set again"
             )
+        untraced = self.untraced
         if self.mechanism == "agent" and self.counters["images"] == 0:
             out.append(
                 "the agent started in no process: the program is static, set-user-ID, "
-                "or cleared its environment; try --trace ptrace"
+                "or cleared its environment; nothing was traced (--trace ptrace follows "
+                "every program)"
+            )
+        elif untraced:
+            out.append(
+                f"the agent started in {self.counters['images']:,} of the "
+                f"{self.programs:,} programs the tree ran: {untraced:,} (static, "
+                "set-user-ID, or started with a cleared environment) went untraced "
+                "(--trace ptrace follows every program)"
+            )
+        elif untraced is None:
+            out.append(
+                "whether the agent reached every program of the tree is unknown "
+                "(task records were lost or refused)"
             )
         return out
 
@@ -107,8 +135,9 @@ def collect(
     records: list[TrapRecord],
     mapping: Callable[[int, int], Mapping | None],
     comm: Callable[[int], str | None],
+    programs: int | None = None,
 ) -> TraceResult:
-    result = TraceResult(mechanism, reason, counters)
+    result = TraceResult(mechanism, reason, counters, programs=programs)
     by_place: dict[str, TraceSite] = {}
     for r in records:
         try:

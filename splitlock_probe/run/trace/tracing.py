@@ -22,6 +22,8 @@ class TrackerView(Protocol):
 
     def mapping(self, tid: int, address: int) -> Mapping | None: ...
     def comm(self, tid: int) -> str | None: ...
+    @property
+    def execs(self) -> int | None: ...
 
 
 class Tracing:
@@ -67,6 +69,7 @@ class Tracing:
             self.buffer.records(),
             tracker.mapping,
             tracker.comm,
+            tracker.execs,
         )
 
     def close(self) -> None:
