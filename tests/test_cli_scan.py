@@ -42,7 +42,7 @@ def test_default_scan_finds_the_seed_hazard(run_cli) -> None:  # type: ignore[no
     result = run_cli("scan", "--json")
     assert result.exit_code == 0, result.output
     doc = cli_json(result)
-    assert doc["schema"] == "splitlock-probe/scan/v1"
+    assert doc["schema"] == "splitlock-probe/scan/v2"
     assert doc["summary"]["complete"] and doc["summary"]["disagreements"] == 0
     assert doc["summary"]["probes"] == 3072
     # compat_vcpu_info placed 56 bytes into a line: the 8-byte btsq at +4 splits.
@@ -104,8 +104,16 @@ def test_scan_table_for_people(run_cli) -> None:  # type: ignore[no-untyped-def]
         (["scan", "--layout", "nope"], "unknown layout nope"),
         (["scan", "-p", "btsx"], "unknown primitive btsx"),
         (["scan", "--bits", "9-1"], "--bits: bad bit or range"),
-        (["scan", "--layout", "shared_info"], "has no field 'evtchn_pending_sel'"),
-        (["scan", "-p", "btsq-imm", "--bits", "64"], "immediate bit offsets 0..63"),
+        (["scan", "--layout", "shared_info", "--field", "evtchn_pending_sel"], "has no field"),
+        (["scan", "-p", "xaddq", "--bits", "3"], "xaddq takes no bit operand"),
+        (["scan", "--bits", "100"], "outside vcpu_info.evtchn_pending_sel (8 bytes: bits 0-63)"),
+        (["scan", "--bits", "0-1000000000"], "beyond"),
+        (["probe", "--op", "xaddl", "--offset", "1", "--bit", "3"], "takes no bit operand"),
+        (["probe", "--op", "btsq", "--offset", "0xzz"], "not an integer"),
+        (
+            ["scan", "-p", "btsq-imm", "--bits", "64", "--outside-field"],
+            "immediate bit offsets 0..63",
+        ),
         (["scan", "--detect", "psychic"], "unknown detector psychic"),
         (["scan", "--align", "3"], "Invalid value for '--align'"),
         (["probe", "--op", "btsq", "--offset", "5000"], "within a page"),
@@ -140,8 +148,22 @@ def test_probe_command(run_cli) -> None:  # type: ignore[no-untyped-def]
 
 def test_probe_cmpxchg16b_misaligned_is_a_gp_not_a_split(run_cli) -> None:  # type: ignore[no-untyped-def]
     doc = cli_json(run_cli("probe", "--op", "cmpxchg16b", "--offset", "56", "--json"))
-    assert doc["predicted"]["faults"] and doc["verdict"] == "clean" and doc["agrees"] is True
+    # Bytes 56..71 cross the line, but the op raises #GP and never runs.
+    assert doc["predicted"]["splits_line"] and doc["predicted"]["faults"]
+    assert doc["verdict"] == "faulted" and doc["agrees"] is True
     assert doc["evidence"][0]["cause"] == "general protection (#GP)"
+
+
+def test_scan_counts_faulted_placements(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("scan", "-p", "cmpxchg16b", "--align", "8", "--layout", "vcpu_info", "--json")
+    doc = cli_json(result)
+    faulted = sorted(p["placement"] for p in doc["probes"] if p["verdict"] == "faulted")
+    assert faulted == [0, 16, 32, 48]  # the field at +8: ea % 16 == 8 there
+    assert doc["summary"]["faulted"] == 4 and doc["summary"]["probes"] == 8  # no bits multiply
+    assert all(p["bits"] is None and p["bit"] is None for p in doc["probes"])
+    text = run_cli("scan", "-p", "cmpxchg16b", "--align", "8", "--layout", "vcpu_info").stdout
+    said = " ".join(text.split())  # as read, whatever the wrapping
+    assert "4 faulted (#GP)" in said and "# faulted" in said
 
 
 def test_primitives_listing(run_cli) -> None:  # type: ignore[no-untyped-def]
@@ -221,7 +243,7 @@ def test_every_primitive_at_every_byte_placement_agrees(run_cli) -> None:  # typ
 
     result = run_cli(
         "scan", "--layout", "compat_vcpu_info", "--align", "1", "--bits", "0,35",
-        "-p", ",".join(PRIMITIVES), "--json",
+        "--outside-field", "-p", ",".join(PRIMITIVES), "--json",
     )  # fmt: skip
     assert result.exit_code == 0
     doc = cli_json(result)

@@ -59,12 +59,37 @@ def test_missing_field_is_a_clear_error() -> None:
 
 def test_immediate_bits_are_bounded() -> None:
     with pytest.raises(PlanError, match=r"immediate bit offsets 0\.\.63"):
-        build(DEFAULT, ["evtchn_pending_sel"], (primitive("btsq-imm"),), 4, Span.LINE, [64])
+        build(
+            DEFAULT, ["evtchn_pending_sel"], (primitive("btsq-imm"),), 4, Span.LINE, [64],
+            outside_field=True,
+        )  # fmt: skip
+
+
+def test_bits_outside_the_field_are_refused_unless_meant() -> None:
+    with pytest.raises(PlanError, match=r"outside vcpu_info.evtchn_pending_sel .*bits 0-63"):
+        build(DEFAULT, ["evtchn_pending_sel"], PRIMS, 4, Span.LINE, [64])
+    plan = build(DEFAULT, ["evtchn_pending_sel"], PRIMS, 4, Span.LINE, [64], outside_field=True)
+    assert plan.probe_count > 0
+
+
+def test_ops_without_a_bit_operand_are_one_probe_per_placement() -> None:
+    plan = build(DEFAULT, ["evtchn_pending_sel"], (primitive("xaddq"),), 4, Span.LINE)
+    assert plan.probe_count == len(plan.probes) == 2 * 16  # two layouts, 16 placements
+    assert all(p.bits.ranges == () for p in plan.probes)
+
+
+def test_huge_bit_ranges_are_refused_before_they_are_expanded() -> None:
+    # The bound is checked on the range's ends: expanding first would build a
+    # set of a trillion ints before any error.
+    with pytest.raises(ValueError, match="beyond"):
+        parse_bits("0-1000000000000")
+    with pytest.raises(ValueError, match="bad bit"):
+        parse_bits("1" * 5000)
 
 
 def test_accesses_outside_the_arena_are_refused() -> None:
     with pytest.raises(PlanError, match="outside the probe arena"):
-        build(DEFAULT, ["evtchn_pending_sel"], PRIMS, 4, Span.LINE, [1 << 20])
+        build(DEFAULT, ["evtchn_pending_sel"], PRIMS, 4, Span.LINE, [1 << 17], outside_field=True)
 
 
 def test_parse_bits() -> None:
@@ -83,13 +108,13 @@ def test_fold_and_format_ranges() -> None:
 @given(
     layout=st.sampled_from(["vcpu_info", "compat_vcpu_info"]),
     field=st.sampled_from(["evtchn_pending_sel", "arch.cr2", "time.tsc_timestamp"]),
-    prim=st.sampled_from([p for p in PRIMITIVES.values() if p.form is not Form.IMM]),
+    prim=st.sampled_from([p for p in PRIMITIVES.values() if p.form is Form.REG]),
     align=st.sampled_from([1, 2, 4, 8]),
     bits=st.lists(st.integers(min_value=-64, max_value=255), min_size=1, max_size=12),
 )
 def test_groups_cover_each_bit_once_with_its_own_access(layout, field, prim, align, bits):  # type: ignore[no-untyped-def]
     lay = LAYOUTS[layout]
-    plan = build((lay,), [field], (prim,), align, Span.LINE, sorted(set(bits)))
+    plan = build((lay,), [field], (prim,), align, Span.LINE, sorted(set(bits)), outside_field=True)
     seen: dict[int, set[int]] = {}
     for p in plan.probes:
         m = plan.measurements[p.measurement]

@@ -29,7 +29,7 @@ def ev(detector: str, says: str, status: str = "ok") -> Evidence:
         ([ev("timing", "inconclusive"), ev("actrap", "misaligned")], "inconclusive"),
         ([ev("actrap", "aligned")], "clean"),
         ([ev("actrap", "misaligned")], "inconclusive"),  # misaligned is not split
-        ([ev("timing", "faulted", "fault")], "clean"),
+        ([ev("timing", "faulted", "fault")], "faulted"),
         ([ev("timing", "split", "fault")], "split"),  # the kernel's SIGBUS
         ([Evidence("worker", "failed", None)], "inconclusive"),
         ([], "inconclusive"),

@@ -19,6 +19,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class AnyBaseInt(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """An integer in any base Python reads: 60, 0x3c, 0o74, 0b111100, -8."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        try:
+            if len(text) > 40:  # no offset here is that long; int() of a huge one is slow
+                raise ValueError
+            return int(text, 0)
+        except ValueError:
+            self.fail(f"{text[:40]!r} is not an integer (60, 0x3c and -8 are)", param, ctx)
+
+
+ANY_BASE_INT = AnyBaseInt()
+
+
 def split_values(values: Sequence[str]) -> list[str]:
     """Repeated options and comma lists both work: -p btsq,btsl -p xaddl."""
     return [v.strip() for value in values for v in value.split(",") if v.strip()]

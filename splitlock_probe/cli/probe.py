@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from splitlock_probe.cli.options import (
+    ANY_BASE_INT,
     CONTEXT,
     measure_options,
     output_options,
@@ -28,17 +29,22 @@ from splitlock_probe.model.access import ALIASES, PRIMITIVES
 )
 @click.option(
     "--offset",
-    type=int,
+    type=ANY_BASE_INT,
     required=True,
-    help="Effective address as an offset from the start of a page (0..4095).",
+    help="Effective address as an offset from the start of a page (0..4095; 0x3c works too).",
 )
-@click.option("--bit", type=int, default=0, show_default=True, help="Bit offset (bt* ops).")
+@click.option(
+    "--bit",
+    type=ANY_BASE_INT,
+    default=None,
+    help="Bit offset, for the bit-test ops (bts, btr, btc). [default: 0]",
+)
 @measure_options
 @output_options()
 def probe(
     op: str,
     offset: int,
-    bit: int,
+    bit: int | None,
     detect: tuple[str, ...],
     events: tuple[str, ...],
     batches: int,
@@ -63,6 +69,9 @@ def probe(
 
     prim_name = choose("op", [op], [*PRIMITIVES, *ALIASES])[0]
     prim = primitive(prim_name)
+    if bit is not None and not prim.insn.is_bit_test:
+        raise UsageError(f"--bit: {prim.name} takes no bit operand; --bit is for bts, btr, btc")
+    bit = 0 if bit is None else bit
     if not 0 <= offset < 4096:
         raise UsageError(f"--offset {offset}: give an offset within a page, 0..4095")
     wanted = targets(outputs)

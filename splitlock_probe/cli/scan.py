@@ -41,7 +41,8 @@ from splitlock_probe.scan.pacing import CHOICES as PACE_CHOICES
     "fields",
     multiple=True,
     metavar="NAME[,NAME]",
-    help=f"Fields the op targets. [default: {DEFAULT_FIELD}]",
+    help=f"Fields the op targets. [default: each layout's own: {DEFAULT_FIELD} of the "
+    "vcpu_info layouts, evtchn_pending of shared_info]",
 )
 @click.option(
     "-p",
@@ -55,7 +56,14 @@ from splitlock_probe.scan.pacing import CHOICES as PACE_CHOICES
 @click.option(
     "--bits",
     metavar="LIST",
-    help="Bit offsets: N or LO-HI, comma separated. [default: every bit of the field]",
+    help="Bit offsets of the bit-test ops (bts, btr, btc): N or LO-HI, comma separated. "
+    "[default: every bit of the field]",
+)
+@click.option(
+    "--outside-field",
+    is_flag=True,
+    help="Allow --bits outside the field: a register bit offset that reaches the "
+    "neighbouring bytes on purpose.",
 )
 @click.option(
     "--align",
@@ -102,6 +110,7 @@ def scan(
     fields: tuple[str, ...],
     primitives: tuple[str, ...],
     bits: str | None,
+    outside_field: bool,
     align: str,
     span: str,
     detect: tuple[str, ...],
@@ -133,14 +142,21 @@ def scan(
     from splitlock_probe.scan.request import ScanRequest, settings_for
 
     layout_names = choose("layout", split_values(layouts) or list(DEFAULT_LAYOUTS), list(LAYOUTS))
-    field_names = list(dict.fromkeys(split_values(fields) or [DEFAULT_FIELD]))
+    field_names = list(dict.fromkeys(split_values(fields)))
     prim_names = choose(
         "primitive", split_values(primitives) or ["btsq", "btsl"], [*PRIMITIVES, *ALIASES]
     )
+    prims = tuple(dict.fromkeys(primitive(n) for n in prim_names))
     try:
         bit_list = tuple(parse_bits(bits)) if bits is not None else None
     except ValueError as exc:
         raise UsageError(f"--bits: {exc}") from None
+    if bit_list is not None and not any(p.insn.is_bit_test for p in prims):
+        raise UsageError(
+            f"--bits: {', '.join(p.name for p in prims)} "
+            f"take{'s' if len(prims) == 1 else ''} no bit operand; "
+            "--bits is for bts, btr and btc"
+        )
     wanted = targets(outputs)
     require_probing()
     state = host.state(events)
@@ -150,13 +166,14 @@ def scan(
     request = ScanRequest(
         tuple(LAYOUTS[n] for n in layout_names),
         tuple(field_names),
-        tuple(dict.fromkeys(primitive(n) for n in prim_names)),
+        prims,
         int(align),
         Span(span),
         bit_list,
         settings,
         fail_on,
         pace,
+        outside_field,
     )
     try:
         plan = plan_for(request, max_immediate())

@@ -62,10 +62,15 @@ class Access:
 class Prediction:
     """What the model says one op at one address does."""
 
-    splits_line: bool
+    splits_line: bool  # the bytes cross a cache line (the same arithmetic for every width)
     splits_page: bool
     misaligned: bool
-    faults: bool  # cmpxchg16b on a misaligned operand raises #GP and never locks
+    faults: bool  # cmpxchg16b on a misaligned operand raises #GP and never executes
+
+    @property
+    def split_lock(self) -> bool:
+        """The op takes a split lock: it crosses a line and really executes."""
+        return self.splits_line and not self.faults
 
     def as_dict(self) -> dict[str, bool]:
         return {
@@ -101,9 +106,8 @@ class Primitive:
         return Access(ea, self.width)
 
     def predict(self, access: Access) -> Prediction:
-        if self.insn is Insn.CMPXCHG16B and access.misaligned:
-            return Prediction(False, False, True, True)
-        return Prediction(access.crosses_line, access.crosses_page, access.misaligned, False)
+        faults = self.insn is Insn.CMPXCHG16B and access.misaligned
+        return Prediction(access.crosses_line, access.crosses_page, access.misaligned, faults)
 
     def exec_bit(self, bit: int) -> int:
         """The bit the core executes: the immediate form carries it in the opcode."""

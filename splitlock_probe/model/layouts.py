@@ -31,6 +31,7 @@ class Layout:
     fields: tuple[Field, ...]
     description: str
     page_aligned: bool = False  # placed only at the start of a page
+    default_field: str = "evtchn_pending_sel"  # what the event-channel code locks here
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -99,6 +100,7 @@ SHARED_INFO = Layout(
     ),
     "Xen shared_info of a 64-bit guest (page aligned)",
     page_aligned=True,
+    default_field="evtchn_pending",
 )
 
 COMPAT_SHARED_INFO = Layout(
@@ -111,6 +113,7 @@ COMPAT_SHARED_INFO = Layout(
     ),
     "Xen shared_info of a 32-bit (compat) guest (page aligned)",
     page_aligned=True,
+    default_field="evtchn_pending",
 )
 
 LAYOUTS: dict[str, Layout] = {
@@ -118,7 +121,7 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 DEFAULT_LAYOUTS = ("vcpu_info", "compat_vcpu_info")
-DEFAULT_FIELD = "evtchn_pending_sel"
+DEFAULT_FIELD = "evtchn_pending_sel"  # vcpu_info's; each layout names its own default_field
 
 ALIGNS = (1, 2, 4, 8)
 DEFAULT_ALIGN = 4  # what patched KVM and Xen compat guests guarantee

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from splitlock_probe.scan.plan import fold_ranges, format_ranges
 from splitlock_probe.scan.request import ScanResult
-from splitlock_probe.scan.verdict import INCONCLUSIVE, SPLIT
+from splitlock_probe.scan.verdict import FAULTED, INCONCLUSIVE, SPLIT
 
 
 @dataclass
@@ -18,6 +18,7 @@ class Cell:
     bits_split: int = 0
     bits_total: int = 0
     inconclusive: bool = False
+    faulted: bool = False  # some probe here raised #GP
     disagrees: bool = False
 
 
@@ -36,6 +37,7 @@ class Row:
     agree: int = 0
     disagree: int = 0
     inconclusive: int = 0
+    faulted: int = 0
     cells: dict[int, Cell] = dataclasses.field(default_factory=dict)
 
     @property
@@ -64,6 +66,9 @@ def rows(result: ScanResult) -> list[Row]:
         elif j.verdict == INCONCLUSIVE:
             cell.inconclusive = True
             row.inconclusive += probe.bits.count
+        elif j.verdict == FAULTED:
+            cell.faulted = True
+            row.faulted += probe.bits.count
         if j.agrees is True:
             row.agree += probe.bits.count
         elif j.agrees is False:

@@ -17,6 +17,7 @@ LEGEND = (
     ("·", "green", "clean"),
     ("?", "yellow", "inconclusive"),
     ("!", "bold magenta", "disagrees with the model"),
+    ("#", "cyan", "faulted (#GP: never ran)"),
 )
 
 
@@ -31,6 +32,8 @@ def _glyph(cell: Cell | None) -> tuple[str, str]:
         return LEGEND[1][0], LEGEND[1][1]
     if cell.inconclusive:
         return LEGEND[3][0], LEGEND[3][1]
+    if cell.faulted:
+        return LEGEND[5][0], LEGEND[5][1]
     return LEGEND[2][0], LEGEND[2][1]
 
 

@@ -16,7 +16,7 @@ from splitlock_probe.scan.plan import ProbeGroup, fold_ranges, format_ranges
 from splitlock_probe.scan.request import ScanResult
 from splitlock_probe.scan.verdict import Judgement
 
-SCAN_SCHEMA = "splitlock-probe/scan/v1"
+SCAN_SCHEMA = "splitlock-probe/scan/v2"
 PROBE_SCHEMA = "splitlock-probe/probe/v1"
 
 
@@ -42,7 +42,7 @@ def settings_section(result: ScanResult, fold: bool) -> dict[str, Any]:
     req = result.request
     return {
         "layouts": [layout.name for layout in req.layouts],
-        "fields": list(req.fields),
+        "fields": req.field_names,
         "primitives": [p.name for p in req.primitives],
         "bits": None if req.bits is None else format_ranges(fold_ranges(sorted(req.bits))),
         "align": req.align,
@@ -72,8 +72,11 @@ def probe_record(
         "primitive": probe.primitive.name,
         "instruction": probe.primitive.description,
         "width": probe.primitive.width,
-        "bit": probe.bits.first if bit is None else bit,
-        "bits": format_ranges(probe.bits.ranges) if bit is None else str(bit),
+        # An op with no bit operand has no bit: null, one probe.
+        "bit": (probe.bits.first if bit is None else bit) if probe.bits.ranges else None,
+        "bits": (format_ranges(probe.bits.ranges) if bit is None else str(bit))
+        if probe.bits.ranges
+        else None,
         "bit_count": probe.bits.count if bit is None else 1,
         "align": probe.align,
         "placement": probe.placement,
@@ -94,7 +97,7 @@ def probe_record(
 def probe_records(result: ScanResult, fold: bool = True) -> Iterator[dict[str, Any]]:
     shared = result.shared_by()
     for probe, j in result.measured_probes():
-        if fold:
+        if fold or not probe.bits.ranges:
             yield probe_record(probe, j, shared[probe.measurement])
         else:
             for lo, hi in probe.bits.ranges:

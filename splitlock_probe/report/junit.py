@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 from splitlock_probe import __version__
-from splitlock_probe.report.words import evidence_text
+from splitlock_probe.report.words import evidence_text, model_words
 from splitlock_probe.scan.plan import ProbeGroup, format_ranges
 from splitlock_probe.scan.request import ScanResult
 from splitlock_probe.scan.verdict import SPLIT, Judgement
@@ -33,9 +33,10 @@ def _cases(result: ScanResult) -> Iterator[tuple[Case, list[tuple[ProbeGroup, Ju
 
 def _line(probe: ProbeGroup, j: Judgement | None) -> str:
     a = probe.access
-    where = f"bits {format_ranges(probe.bits.ranges)}: bytes {a.offset}..{a.offset + a.size - 1}"
+    bits = f"bits {format_ranges(probe.bits.ranges)}: " if probe.bits.ranges else ""
+    where = f"{bits}bytes {a.offset}..{a.offset + a.size - 1}"
     where += f" (line offset {a.offset % 64})"
-    model = "splits" if probe.predicted.splits_line else "stays in one line"
+    model = model_words(probe.predicted)
     if j is None:
         return f"{where}: not measured; model {model}"
     agrees = {True: "agrees", False: "DISAGREES", None: "inconclusive"}[j.agrees]

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from splitlock_probe.report.words import evidence_text
+from splitlock_probe.report.words import evidence_text, model_words
 from splitlock_probe.scan.request import SingleProbe
 
 PROBE_SCHEMA = "splitlock-probe/probe/v1"
@@ -58,10 +58,7 @@ def draw_probe(result: SingleProbe, console: Console) -> None:
     )
     t.add_row(
         "model",
-        ("splits a cache line" if p.splits_line else "stays in one cache line")
-        + (", crosses a page" if p.splits_page else "")
-        + (", misaligned" if p.misaligned else ", aligned")
-        + (", raises #GP" if p.faults else ""),
+        ("misaligned; " if p.misaligned else "aligned; ") + model_words(p),
     )
     for e in [] if j is None else j.evidence:
         if e.detector == "timing" and "min_cycles" in e.data:
@@ -72,6 +69,8 @@ def draw_probe(result: SingleProbe, console: Console) -> None:
                 f"{e.data['min_cycles']:,.1f} cycles/op min{ns}, median "
                 f"{e.data['median_cycles']:,.1f}{ratio} -> {e.says}",
             )
+            if "note" in e.data:
+                t.add_row("", str(e.data["note"]))
         elif e.detector == "actrap":
             trap = (
                 f"{e.data.get('signal')} {e.data.get('si_code')}"

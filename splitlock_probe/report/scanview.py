@@ -56,9 +56,28 @@ def footer(result: ScanResult) -> Text:
         f"{s['probes_measured']:,} probes measured: ",
     )
     text.append(f"{s['split']:,} split", style="bold red" if s["split"] else "green")
-    text.append(f", {s['clean']:,} clean, {s['inconclusive']:,} inconclusive. ")
+    text.append(f", {s['clean']:,} clean")
+    if s["faulted"]:
+        text.append(f", {s['faulted']:,} faulted (#GP)")
+    text.append(f", {s['inconclusive']:,} inconclusive. ")
+    decided = sum(int(s[k] or 0) for k in ("split", "clean", "faulted"))
     if s["disagreements"]:
         text.append(f"{s['disagreements']:,} disagree with the model.", style="bold red")
+    elif not s["probes_measured"]:
+        why = {"budget": "--budget ran out first", "interrupted": "interrupted"}.get(
+            str(s["stopped"]), "no measurement finished"
+        )
+        text.append(f"Nothing was measured ({why}): nothing is proven.", style="bold yellow")
+    elif not decided:
+        text.append(
+            "No probe got a verdict: nothing was held against the model.", style="bold yellow"
+        )
+    elif s["inconclusive"]:
+        text.append(
+            f"Every decided verdict agrees with the model; {s['inconclusive']:,} could not "
+            "be decided.",
+            style="yellow",
+        )
     else:
         text.append("Every verdict agrees with the model.", style="green")
     text.append(

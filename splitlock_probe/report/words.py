@@ -4,6 +4,7 @@ messages, system-out, and the probe view's kernel and counter lines."""
 from __future__ import annotations
 
 from splitlock_probe.detectors.base import Evidence
+from splitlock_probe.model.access import Prediction
 
 
 def _arrow(e: Evidence) -> str:
@@ -42,3 +43,13 @@ def evidence_text(e: Evidence) -> str:
         counts = ", ".join(f"{k}={'-' if v is None else f'{v:,}'}" for k, v in d["counts"].items())
         return f"counters: {counts}{' (scaled)' if d.get('scaled') else ''}{_arrow(e)}"
     return f"{e.detector}: {e.status}{_arrow(e)}"
+
+
+def model_words(p: Prediction) -> str:
+    """What the model predicts, in words: where the bytes lie, and what the op does."""
+    where = "crosses a cache line" if p.splits_line else "stays in one cache line"
+    if p.splits_page:
+        where += " and a page"
+    if p.faults:
+        return where + "; raises #GP (misaligned cmpxchg16b): never runs, takes no lock"
+    return where + ("; a split lock" if p.split_lock else "")

@@ -18,7 +18,8 @@ from typing import Any
 
 from splitlock_probe.errors import ExitStatus, UsageError
 
-SCAN_SCHEMA = "splitlock-probe/scan/v1"
+# v1 differs only in what v2 adds: the faulted verdict, null bits for ops without one.
+SCAN_SCHEMAS = ("splitlock-probe/scan/v2", "splitlock-probe/scan/v1")
 MIN_CHANGE = 0.15
 
 Case = tuple[str, str, str, int]
@@ -87,9 +88,9 @@ def load(path: str) -> dict[str, Any]:
         raise UsageError(f"{path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCAN_SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in SCAN_SCHEMAS:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-        raise UsageError(f"{path}: not a `scan --json` document ({SCAN_SCHEMA}); got {got}")
+        raise UsageError(f"{path}: not a `scan --json` document ({SCAN_SCHEMAS[0]}); got {got}")
     return doc
 
 
@@ -108,10 +109,19 @@ def cases(doc: dict[str, Any]) -> dict[Case, CaseState]:
         key = (p["layout"], p["field"], p["primitive"], int(p["placement"]))
         verdicts.setdefault(key, set()).add(p["verdict"])
         if p["verdict"] == "split":
-            split_bits.setdefault(key, set()).update(parse_bits(str(p["bits"])))
+            bits = split_bits.setdefault(key, set())
+            if p["bits"] is not None:
+                bits.update(parse_bits(str(p["bits"])))
     out = {}
     for key, seen in verdicts.items():
-        verdict = "split" if "split" in seen else "clean" if seen == {"clean"} else "inconclusive"
+        if "split" in seen:
+            verdict = "split"
+        elif seen == {"faulted"}:
+            verdict = "faulted"
+        elif seen <= {"clean", "faulted"}:
+            verdict = "clean"  # no lock split: the op stayed in a line or never ran
+        else:
+            verdict = "inconclusive"
         out[key] = CaseState(verdict, _ranges(split_bits.get(key, set())))
     return out
 

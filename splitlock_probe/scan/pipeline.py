@@ -73,6 +73,7 @@ def plan_for(request: ScanRequest, imm_max: int = 63) -> Plan:
         request.span,
         request.bits,
         imm_max,
+        request.outside_field,
     )
 
 

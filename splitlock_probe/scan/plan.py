@@ -25,6 +25,9 @@ PROBE_PAGE = 1
 PROBE_THREAD_NAME = "splitlock-probe"  # 15 bytes, the most a task name holds
 ARENA_LOW = -PROBE_PAGE * PAGE
 ARENA_HIGH = (ARENA_PAGES - PROBE_PAGE) * PAGE
+# No register bit offset beyond this can stay in the arena: a bound checked
+# before any range is expanded, so `--bits 0-1000000000` costs nothing.
+MAX_ABS_BIT = 8 * ARENA_PAGES * PAGE
 
 
 @dataclass(frozen=True)
@@ -90,27 +93,42 @@ class Plan:
         return sum(p.bits.count for p in self.probes)
 
 
-def parse_bits(text: str) -> list[int]:
-    """'0-31,40,-8--1' -> sorted unique bits. Raises ValueError with the bad part."""
-    bits: set[int] = set()
+def parse_bit_ranges(text: str, limit: int = MAX_ABS_BIT) -> list[tuple[int, int]]:
+    """'0-31,40,-8--1' -> inclusive (lo, hi) ranges, each bound within +-limit
+    (checked before anything is expanded). ValueError names the bad part."""
+    ranges: list[tuple[int, int]] = []
+    if len(text) > 10_000:
+        raise ValueError(f"a bit list of {len(text):,} characters is too long")
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
         sep = part.find("-", 1)  # a leading '-' is a sign
         try:
+            if len(part) > 40:  # no bound that long fits the limit; int() would be slow
+                raise ValueError
             if sep < 0:
-                bits.add(int(part))
+                lo = hi = int(part)
             else:
                 lo, hi = int(part[:sep]), int(part[sep + 1 :])
-                if hi < lo:
-                    raise ValueError
-                bits.update(range(lo, hi + 1))
+            if hi < lo:
+                raise ValueError
         except ValueError:
             raise ValueError(
-                f"bad bit or range {part!r}: use N or LO-HI, comma separated"
+                f"bad bit or range {part[:40]!r}: use N or LO-HI, comma separated"
             ) from None
-    if not bits:
+        if not (-limit <= lo and hi <= limit):
+            raise ValueError(f"bit {lo if lo < -limit else hi} is beyond +-{limit:,}")
+        ranges.append((lo, hi))
+    if not ranges:
         raise ValueError("no bits given")
+    return ranges
+
+
+def parse_bits(text: str, limit: int = MAX_ABS_BIT) -> list[int]:
+    """'0-31,40,-8--1' -> sorted unique bits. Raises ValueError with the bad part."""
+    bits: set[int] = set()
+    for lo, hi in parse_bit_ranges(text, limit):
+        bits.update(range(lo, hi + 1))
     return sorted(bits)
 
 
@@ -130,7 +148,10 @@ def format_ranges(ranges: Iterable[tuple[int, int]]) -> str:
 
 
 def bit_groups(primitive: Primitive, field_offset: int, bits: Sequence[int]) -> list[BitGroup]:
-    """Group bits by the bytes they make `primitive` touch (relative to the struct)."""
+    """Group bits by the bytes they make `primitive` touch (relative to the struct).
+    An op with no bit operand is one probe, whatever bits were asked for."""
+    if not primitive.insn.is_bit_test:
+        return [BitGroup(Access(field_offset, primitive.width), (), 0, 1)]
     by_offset: dict[int, list[int]] = {}
     for b in bits:
         by_offset.setdefault(primitive.access(field_offset, b).offset, []).append(b)
@@ -164,8 +185,12 @@ def build(
     span: Span,
     bits: Sequence[int] | None = None,
     imm_max: int = 63,
+    outside_field: bool = False,
 ) -> Plan:
-    """The probe matrix; bits=None takes every bit of each field."""
+    """The probe matrix; no fields: each layout's default field; bits=None takes
+    every bit of each field. Bits outside a
+    field are refused unless outside_field (a register bit offset that reaches
+    the neighbouring bytes on purpose)."""
     plan = Plan()
     keyed: dict[tuple[str, int], int] = {}
 
@@ -184,7 +209,7 @@ def build(
         plan.baselines[prim.name] = measurement(prim, BASELINE_EA, BASELINE_BIT, baseline=True)
 
     for layout in layouts:
-        for field_name in fields:
+        for field_name in fields or (layout.default_field,):
             try:
                 fld = layout.field(field_name)
             except KeyError:
@@ -193,6 +218,14 @@ def build(
                     + ", ".join(layout.field_names)
                 ) from None
             field_bits = list(fld.bits) if bits is None else list(bits)
+            if bits is not None and not outside_field:
+                outside = [b for b in field_bits if b not in fld.bits]
+                if outside and any(p.insn.is_bit_test for p in primitives):
+                    raise PlanError(
+                        f"bit {outside[0]} is outside {layout.name}.{field_name} "
+                        f"({fld.size} bytes: bits 0-{fld.bits.stop - 1}); "
+                        "--outside-field probes such bits anyway"
+                    )
             for prim in primitives:
                 if prim.form is Form.IMM and not all(0 <= b <= imm_max for b in field_bits):
                     raise PlanError(

@@ -20,7 +20,7 @@ from splitlock_probe.model.access import Prediction, Primitive
 from splitlock_probe.model.layouts import Layout, Span
 from splitlock_probe.scan.plan import Plan, ProbeGroup
 from splitlock_probe.scan.runner import ProbeRun, Settings
-from splitlock_probe.scan.verdict import SPLIT, Judgement
+from splitlock_probe.scan.verdict import SPLIT, VERDICTS, Judgement
 
 
 def settings_for(
@@ -58,6 +58,12 @@ class ScanRequest:
     settings: Settings
     fail_on: str = "none"  # "none" | "split"
     pace: str = "auto"  # pacing.CHOICES
+    outside_field: bool = False  # --outside-field: bits beyond a field are meant
+
+    @property
+    def field_names(self) -> list[str]:
+        """The fields probed: those asked for, else each layout's default."""
+        return list(self.fields) or list(dict.fromkeys(x.default_field for x in self.layouts))
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,7 @@ class ScanResult:
         return counts
 
     def summary(self) -> dict[str, int | bool | str | None]:
-        counts = {"split": 0, "clean": 0, "inconclusive": 0}
+        counts = dict.fromkeys(VERDICTS, 0)
         disagreements = measured = 0
         for probe, j in self.measured_probes():
             counts[j.verdict] += probe.bits.count
@@ -150,6 +156,7 @@ class ScanResult:
             "probes_unmeasured": self.plan.probe_count - sum(counts.values()),
             "split": counts["split"],
             "clean": counts["clean"],
+            "faulted": counts["faulted"],
             "inconclusive": counts["inconclusive"],
             "disagreements": disagreements,
             "measurements": len(self.plan.measurements),
@@ -166,6 +173,8 @@ class ScanResult:
             return ExitStatus.UNSUPPORTED
         if s["disagreements"]:
             return ExitStatus.FINDING
+        if not (s["split"] or s["clean"] or s["faulted"]):
+            return ExitStatus.UNSUPPORTED  # measured, but nothing could be decided
         if self.request.fail_on == SPLIT and s["split"]:
             return ExitStatus.FINDING
         return ExitStatus.OK

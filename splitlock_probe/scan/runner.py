@@ -163,7 +163,7 @@ class _Worker:
 
 
 def predicted_split(m: Measurement) -> bool:
-    return m.primitive.predict(m.access).splits_line
+    return m.primitive.predict(m.access).split_lock
 
 
 def paced(m: Measurement, settings: Settings) -> bool:

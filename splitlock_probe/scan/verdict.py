@@ -8,6 +8,8 @@ clean: a hardware counter counted none, or timing says clean, or the
        alignment trap proves the op aligned (only misaligned accesses can
        split), or the op raised #GP and never ran, or it ran unharmed under
        fatal mode.
+faulted: the CPU refused the op (#GP: a misaligned cmpxchg16b) and it never
+       ran, so it took no lock at all.
 inconclusive: anything else, every contradiction and every failed measurement.
 """
 
@@ -23,6 +25,8 @@ from splitlock_probe.scan.outcome import Outcome
 SPLIT = "split"
 CLEAN = "clean"
 INCONCLUSIVE = "inconclusive"
+FAULTED = "faulted"
+VERDICTS = (SPLIT, CLEAN, FAULTED, INCONCLUSIVE)
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def combine(evidence: list[Evidence]) -> str:
     says = {e.detector: e.says for e in evidence if e.status in ("ok", "fault")}
     t, a = says.get(timing.NAME), says.get(actrap.NAME)
     if "faulted" in (t, a):
-        return CLEAN  # the CPU refused the op: no lock was taken
+        return FAULTED  # the CPU refused the op: no lock was taken
     # The kernel's and the hardware's word: a trap, a penalty, a count.
     authority = [says.get(n) for n in (kernel_log.NAME, misery.NAME, counters.NAME)]
     if SPLIT in authority and CLEAN in authority:
@@ -91,9 +95,11 @@ def combine(evidence: list[Evidence]) -> str:
 def agreement(verdict: str, evidence: list[Evidence], predicted: Prediction) -> bool | None:
     checks: list[bool] = []
     if verdict == SPLIT:
-        checks.append(predicted.splits_line)
+        checks.append(predicted.split_lock)
     elif verdict == CLEAN:
-        checks.append(not predicted.splits_line)
+        checks.append(not predicted.split_lock and not predicted.faults)
+    elif verdict == FAULTED:
+        checks.append(predicted.faults)
     for e in evidence:
         if e.status not in ("ok", "fault"):
             continue
