@@ -9,7 +9,7 @@ from splitlock_probe.scan.compare import Case, CaseState, Comparison
 if TYPE_CHECKING:
     from rich.console import Console
 
-COMPARE_SCHEMA = "splitlock-probe/compare/v1"
+COMPARE_SCHEMA = "splitlock-probe/compare/v2"
 
 
 def _case(key: Case, old: CaseState, new: CaseState) -> dict[str, Any]:
@@ -24,8 +24,25 @@ def _case(key: Case, old: CaseState, new: CaseState) -> dict[str, Any]:
     }
 
 
+def _new_case(key: Case, new: CaseState) -> dict[str, Any]:
+    layout, field, primitive, placement = key
+    return {
+        "layout": layout,
+        "field": field,
+        "primitive": primitive,
+        "placement": placement,
+        "new": new.as_dict(),
+    }
+
+
 def _cases(n: int) -> str:
     return f"{n} case" if n == 1 else f"{n} cases"
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)
 
 
 def _host(h: dict[str, Any]) -> str:
@@ -40,12 +57,18 @@ def compare_document(c: Comparison) -> dict[str, Any]:
         "tool": tool(),
         "old": {"path": c.old_path, "host": _host(c.old_host)},
         "new": {"path": c.new_path, "host": _host(c.new_host)},
+        "by": c.by,
+        "only_common": c.only_common,
         "regression": c.regression,
+        "regressions": c.regressions,
+        "common": c.common,
         "newly_split": [_case(*e) for e in c.newly_split],
+        "split_only_new": [_new_case(k, s) for k, s in c.split_only_new],
         "fixed": [_case(*e) for e in c.fixed],
         "changed": [_case(*e) for e in c.changed],
         "only_old": c.only_old,
         "only_new": c.only_new,
+        "settings_differ": {k: {"old": a, "new": b} for k, (a, b) in c.settings_differ.items()},
         "latency": [x.as_dict() for x in c.latency],
         "detectors": {"gained": c.detectors_gained, "lost": c.detectors_lost},
         "exit_status": int(c.exit_status()),
@@ -59,6 +82,10 @@ def draw_compare(c: Comparison, console: Console) -> None:
 
     head = Text(f"old: {c.old_path} ({_host(c.old_host)})\nnew: {c.new_path} ({_host(c.new_host)})")
     console.print(head, style="dim")
+    if c.settings_differ:
+        console.print(Text("the scans were asked different things:", style="yellow"))
+        for key, (a, b) in c.settings_differ.items():
+            console.print(Text(f"  {key}: old {_setting(a)}, new {_setting(b)}", style="yellow"))
     sections = (
         ("newly split (regressions)", c.newly_split, "bold red"),
         ("fixed", c.fixed, "green"),
@@ -79,6 +106,19 @@ def draw_compare(c: Comparison, console: Console) -> None:
                 f"{old.verdict} {old.split_bits}".strip(),
                 Text(f"{new.verdict} {new.split_bits}".strip(), style=style),
             )
+        console.print(t)
+    if c.split_only_new:
+        title = "split, and only in the new scan" + (
+            " (not counted: --only-common)" if c.only_common else " (regressions)"
+        )
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=title, title_justify="left")
+        for column in ("struct", "field", "op", "placement", "new"):
+            t.add_column(column)
+        for (layout, field, prim, placement), new in c.split_only_new:
+            t.add_row(
+                layout, field, prim, str(placement),
+                Text(f"{new.verdict} {new.split_bits}".strip(), style="bold red"),
+            )  # fmt: skip
         console.print(t)
     if c.latency:
         t = Table(
@@ -104,13 +144,13 @@ def draw_compare(c: Comparison, console: Console) -> None:
     if c.only_old or c.only_new:
         console.print(
             Text(
-                f"{c.only_old} cases only in the old scan, {c.only_new} only in the new one "
-                "(different layouts, primitives or placements): not compared",
+                f"{_cases(c.common)} compared; {_cases(c.only_old)} only in the old scan, "
+                f"{_cases(c.only_new)} only in the new one",
                 style="dim",
             )
         )
     verdict = (
-        Text(f"regression: {_cases(len(c.newly_split))} newly split", style="bold red")
+        Text(f"regression: {_cases(c.regressions)} newly split", style="bold red")
         if c.regression
         else Text(f"no regression; {_cases(len(c.fixed))} fixed", style="green")
     )
