@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import NoReturn
@@ -20,6 +21,27 @@ class ExitStatus(IntEnum):
     COMMAND_NOT_FOUND = 127  # run: no such command (as shells and env(1) say)
     INTERRUPTED = 130  # Ctrl-C; a partial report was printed
     BROKEN_PIPE = 141  # stdout's reader went away (128 + SIGPIPE, as a C tool would end)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that ends us the way Ctrl-C does: SIGTERM (CI timeouts) or SIGHUP.
+    Every loop that stops on Ctrl-C with a partial report stops on it too; the
+    exit status is 128 + the signal's number."""
+
+    last: int | None = None  # the signal that ended this process, once one did
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        Interrupted.last = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
 
 
 class ProbeError(Exception):

@@ -61,6 +61,6 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
 
     result = read(path, follow, show)
     if follow and as_json:  # the events went out as JSON lines; files still get the document
-        wanted = [t for t in wanted if t.path is not None]
+        wanted = [t for t in wanted if not t.to_stream]
     emit(LogReport(result), wanted)
     raise SystemExit(int(result.exit_status()))

@@ -140,8 +140,8 @@ def output_options(junit: str | None = None, stream: str = "stdout") -> Callable
                 "-o",
                 "--output",
                 metavar="FILE",
-                help=f"Write the report (text, or JSON with --json) to FILE instead of {stream}, "
-                "atomically.",
+                help=f"Write the report (text, or JSON with --json) to FILE instead of {stream}: "
+                "atomically for a regular file, written into for a device or FIFO; - is stdout.",
             ),
             click.option(
                 "--export-svg", metavar="FILE", help="Also write the tables as an SVG picture."
@@ -161,10 +161,11 @@ def output_options(junit: str | None = None, stream: str = "stdout") -> Callable
     return decorate
 
 
-def targets(kw: dict[str, Any]) -> list[Target]:
-    """Where the report goes, from the output options (checked before any work)."""
+def targets(kw: dict[str, Any], stderr: bool = False) -> list[Target]:
+    """Where the report goes, from the output options (checked before any work;
+    stderr: the report's stream is stderr, as for `run`)."""
     from splitlock_probe.report.outputs import targets as output_targets
 
     return output_targets(
-        kw["as_json"], kw["output"], kw.get("junit"), kw["export_svg"], kw["export_html"]
+        kw["as_json"], kw["output"], kw.get("junit"), kw["export_svg"], kw["export_html"], stderr
     )

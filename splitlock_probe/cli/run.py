@@ -98,7 +98,7 @@ def run(
     from splitlock_probe.run.request import prepare
     from splitlock_probe.run.session import run_command
 
-    wanted = targets(outputs)
+    wanted = targets(outputs, stderr=True)
     state = host_state.state(events)
     request, detectors = prepare(
         command, split_values(detect), fail_on, trace, split_values(required), state

@@ -118,5 +118,5 @@ def watch(
     if once or outputs["output"] is not None:
         emit(WatchReport(watched.snapshot), wanted)
     else:  # the screen showed every snapshot; files still get the last one
-        emit(WatchReport(watched.snapshot), [t for t in wanted if t.path is not None])
+        emit(WatchReport(watched.snapshot), [t for t in wanted if not t.to_stream])
     raise SystemExit(int(watched.exit_status()))

@@ -13,7 +13,17 @@ ROOT_ENV = "SPLITLOCK_PROBE_ROOT"
 
 
 def root() -> Path:
-    return Path(os.environ.get(ROOT_ENV) or "/")
+    """The root every read goes through; a usage error when the variable names
+    no directory (a typo must not read as an unknown host)."""
+    value = os.environ.get(ROOT_ENV)
+    if not value:
+        return Path("/")
+    path = Path(value)
+    if not path.is_dir():
+        from splitlock_probe.errors import UsageError
+
+        raise UsageError(f"{ROOT_ENV}={value}: no such directory (it stands in for /)")
+    return path
 
 
 def host_path(path: str) -> Path:

@@ -2,25 +2,22 @@
 
 A command's result is wrapped in a Report (reports.py) that says which
 formats it can take. `render` turns a report into the text of one format;
-`emit` sends each requested output to stdout or, written atomically, to the
-file the user named: a reader never sees half a file, and an interrupted
-run leaves the old file, never a torn one.
+`emit` sends each requested output to stdout or to the path the user named,
+as files.py says: a regular file atomically, a device or FIFO written into,
+every report whole or not at all.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from splitlock_probe.errors import ProbeError, UsageError
+from splitlock_probe.report import files
+from splitlock_probe.report.files import Destination
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -59,7 +56,12 @@ class Report(Protocol):
 @dataclass(frozen=True)
 class Target:
     format: OutputFormat
-    path: Path | None  # None: stdout
+    path: Destination | None  # None: stdout
+
+    @property
+    def to_stream(self) -> bool:
+        """Written to our own stdout (or stderr), directly or as `-o -`."""
+        return self.path is None or self.path.path is None
 
 
 def _console(record: bool) -> Console:
@@ -98,34 +100,9 @@ def render(report: Report, fmt: OutputFormat) -> str:
     return out.getvalue()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write beside the target, flush to disk, then rename over it."""
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def writable(option: str, value: str) -> Path:
-    """The path of an output file, checked before any work is done."""
-    path = Path(value)
-    if path.is_dir():
-        raise UsageError(f"{option} {value}: is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{option} {value}: no directory {parent}")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{option} {value}: cannot write in {parent}")
-    return path
+def writable(option: str, value: str) -> Destination:
+    """An output option's destination, checked before any work is done."""
+    return files.check(option, value)
 
 
 def targets(
@@ -134,8 +111,10 @@ def targets(
     junit: str | None = None,
     svg: str | None = None,
     html: str | None = None,
+    stderr: bool = False,
 ) -> list[Target]:
-    """The outputs a command's options ask for; the first goes to stdout unless --output."""
+    """The outputs a command's options ask for; the first goes to stdout (stderr
+    for `run`) unless --output names a file. `-` is stdout for every option."""
     main = OutputFormat.JSON if as_json else OutputFormat.TEXT
     out = [Target(main, writable("--output", output) if output else None)]
     for fmt, option, value in (
@@ -145,25 +124,46 @@ def targets(
     ):
         if value:
             out.append(Target(fmt, writable(option, value)))
+    for t in out:
+        if t.to_stream:
+            files.usable_stdout(err=stderr and t.path is None)
     return out
 
 
-def emit(report: Report, wanted: Sequence[Target], stderr: bool = False) -> None:
-    """Files first (complete even if stdout's reader has gone), then stdout
-    (stderr with `stderr`: for `run`, whose stdout is the command's)."""
-    for t in wanted:
-        if t.path is not None:
-            try:
-                write_atomic(t.path, render(report, t.format))
-            except OSError as exc:
-                raise ProbeError(f"writing {t.path}: {exc.strerror}") from None
-    for t in wanted:
-        if t.path is None:
-            if t.format is OutputFormat.TEXT:
-                from splitlock_probe.report import console
+def _terminal_text(report: Report, stderr: bool) -> str:
+    """The text as the terminal (or pipe) console would draw it, captured whole."""
+    from splitlock_probe.report import console
 
-                report.draw(console.stderr() if stderr else console.stdout())
-            else:
-                stream = sys.stderr if stderr else sys.stdout
-                stream.write(render(report, t.format))
-                stream.flush()
+    target = console.stderr() if stderr else console.stdout()
+    with target.capture() as captured:
+        report.draw(target)
+    return captured.get()
+
+
+def emit(report: Report, wanted: Sequence[Target], stderr: bool = False) -> None:
+    """Render every output first, then write them all with Ctrl-C and SIGTERM
+    held: each is written whole or not at all. Files first (complete even if
+    stdout's reader has gone), then stdout (stderr with `stderr`: for `run`,
+    whose stdout is the command's)."""
+    rendered: list[tuple[Target, str]] = []
+    for t in wanted:
+        if t.path is None and t.format is OutputFormat.TEXT:
+            rendered.append((t, _terminal_text(report, stderr)))
+        else:
+            rendered.append((t, render(report, t.format)))
+    with files.whole():
+        for t, text in rendered:
+            if t.path is not None and not t.path.stream:
+                files.write(t.path, text)
+        for t, text in rendered:
+            if t.path is not None and t.path.stream:
+                files.write(t.path, text)
+        for t, text in rendered:
+            if t.path is None:
+                try:
+                    files.write_stdout(text.encode("utf-8"), err=stderr)
+                except BrokenPipeError:
+                    raise
+                except OSError as exc:
+                    where = "stderr" if stderr else "stdout"
+                    raise ProbeError(f"writing {where}: {exc.strerror or exc}") from None

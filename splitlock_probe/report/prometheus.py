@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -23,6 +22,8 @@ from prometheus_client.core import (
 
 from splitlock_probe.errors import UsageError
 from splitlock_probe.host.kmsg.messages import KINDS
+from splitlock_probe.report import files
+from splitlock_probe.report.files import Destination
 from splitlock_probe.watch.session import Snapshot
 
 
@@ -149,9 +150,10 @@ def text(snap: Snapshot) -> str:
     return generate_latest(registry_for(SnapshotCollector(snap))).decode()
 
 
-def write_file(path: Path, registry: CollectorRegistry) -> None:
-    """Atomically, for the textfile collector (a temp file beside it, renamed)."""
-    write_to_textfile(str(path), registry)
+def write_file(dest: Destination, registry: CollectorRegistry) -> None:
+    """For the textfile collector: a regular file atomically (never a torn one),
+    a FIFO or device written into."""
+    files.write(dest, generate_latest(registry).decode())
 
 
 def serve(address: str, port: int, registry: CollectorRegistry) -> Any:
@@ -169,7 +171,7 @@ class Exporter:
     def __init__(
         self,
         first: Snapshot,
-        textfile: Path | None,
+        textfile: Destination | None,
         address: tuple[str, int] | None,
         announce: Callable[[str], None],
     ) -> None:
@@ -183,6 +185,7 @@ class Exporter:
             except OSError as exc:
                 raise UsageError(f"--listen {address[0]}:{address[1]}: {exc.strerror}") from None
             host, port = self.server.server_address[:2]
+            host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
             announce(f"serving metrics on http://{host}:{port}/metrics")
 
     def publish(self, snap: Snapshot) -> None:

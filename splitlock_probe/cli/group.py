@@ -1,0 +1,93 @@
+"""The root group and the one error boundary; each command lives in its own
+module (parse, call, render) and this one only adds them. rich and the
+compiled core are imported inside the commands, so `--help` stays fast and
+`--json` never touches table code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from splitlock_probe import __version__
+from splitlock_probe.cli.compare import compare
+from splitlock_probe.cli.host import host
+from splitlock_probe.cli.log import log
+from splitlock_probe.cli.options import CONTEXT, say
+from splitlock_probe.cli.primitives import primitives
+from splitlock_probe.cli.probe import probe
+from splitlock_probe.cli.run import run
+from splitlock_probe.cli.scan import scan
+from splitlock_probe.cli.watch import watch
+from splitlock_probe.errors import ExitStatus, Interrupted, ProbeError, exit_for_broken_pipe
+from splitlock_probe.text import escape
+
+DEBUG_ENV = "SPLITLOCK_PROBE_DEBUG"  # set to 1: an unexpected error shows its traceback
+
+
+class _Cli(click.Group):
+    """The one error boundary: a failure is one line on stderr and an exit status.
+    An unexpected exception is exit 3 (never 1, the status of a finding)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ProbeError as exc:
+            say(str(exc))
+            ctx.exit(int(exc.status))
+        except Interrupted as exc:
+            say(f"interrupted ({exc.name})" if exc.signum != signal.SIGINT else "interrupted")
+            ctx.exit(exc.status)
+        except KeyboardInterrupt:
+            say("interrupted")
+            ctx.exit(int(ExitStatus.INTERRUPTED))
+        except BrokenPipeError:  # `... | head`: nobody reads the rest
+            exit_for_broken_pipe(sys.stdout.fileno())
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # anything else is our bug, said in one line
+            if os.environ.get(DEBUG_ENV) == "1":
+                traceback.print_exc()
+            say(
+                f"internal error: {type(exc).__name__}: {escape(str(exc))[:300]} "
+                f"({DEBUG_ENV}=1 shows the traceback)"
+            )
+            ctx.exit(int(ExitStatus.RUNTIME))
+
+
+@click.group(cls=_Cli, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="splitlock-probe")
+def cli() -> None:
+    """Find x86 split-lock hazards and prove them on real hardware.
+
+    A locked read-modify-write whose operand crosses a 64-byte cache line
+    takes a bus lock: hundreds of times slower, and it stalls every core.
+
+    \b
+    Start with:
+      splitlock-probe scan                      the Xen vcpu_info scan
+      splitlock-probe scan -p patched --fail-on split   the CI gate
+      splitlock-probe probe --op btsq --offset 60       one op, one offset
+      splitlock-probe host                      can this host trap split locks?
+      splitlock-probe log                       who split-locked on this host
+      splitlock-probe run --trace -- ./tests    which locked ops of a program are misaligned
+      splitlock-probe watch                     the whole host, live (Prometheus export)
+      splitlock-probe compare old.json new.json what changed between scans
+
+    \b
+    Exit status: 0 done, nothing forbidden found; 1 a finding (--fail-on, a
+    regression, a verdict against the model); 2 usage error; 3 runtime
+    error (SPLITLOCK_PROBE_DEBUG=1 shows its traceback); 4 unsupported host,
+    or nothing could be measured or seen where it had to be; 126/127 run:
+    the command could not be run or found; 128+N run: the command died of
+    signal N, else ours when signal N (SIGINT 130, SIGHUP 129, SIGTERM 143)
+    ended us, after a partial report; 141 stdout's reader went away.
+    """
+
+
+for command in (scan, probe, host, log, run, watch, primitives, compare):
+    cli.add_command(command)

@@ -1,0 +1,213 @@
+"""Output files never damage what is at the path, bad paths are refused before
+any work, and a report is written whole or not at all: devices, FIFOs,
+symlinks, modes and owners, stale temporaries, full disks, closed and
+broken stdout, SIGTERM and Ctrl-C at random moments."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from splitlock_probe.report import files
+from tests.conftest import NOBODY, REPO
+
+CLI = [sys.executable, "-m", "splitlock_probe"]
+
+
+def tool(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=REPO, check=False,
+                          **kw)  # fmt: skip
+
+
+def primitives_json() -> str:
+    return tool("primitives", "--json").stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_a_character_device_is_written_into_not_replaced(tmp_path: Path) -> None:
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    done = tool("primitives", "-o", str(null))
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISCHR(os.stat(null).st_mode)  # still the device
+    assert os.listdir(tmp_path) == ["null"]  # and nothing beside it
+
+
+def test_a_fifo_gets_the_report(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    done = tool("primitives", "--json", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert json.loads(got[0])["schema"] == "splitlock-probe/primitives/v1"
+
+
+def test_a_symlink_to_our_stdout_writes_to_stdout(tmp_path: Path) -> None:
+    link = tmp_path / "out"
+    link.symlink_to("/proc/self/fd/1")
+    done = tool("primitives", "--json", "-o", str(link))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["schema"] == "splitlock-probe/primitives/v1"
+    assert link.is_symlink()
+
+
+def test_a_symlink_to_a_file_keeps_the_link_and_replaces_its_target(tmp_path: Path) -> None:
+    real, link = tmp_path / "real.json", tmp_path / "link.json"
+    real.write_text("old")
+    link.symlink_to(real)
+    assert tool("primitives", "--json", "-o", str(link)).returncode == 0
+    assert link.is_symlink() and json.loads(real.read_text())["primitives"]
+
+
+def test_dash_is_stdout_for_every_output_option() -> None:
+    done = tool("primitives", "--json", "-o", "-")
+    assert json.loads(done.stdout)["primitives"]
+    assert not (REPO / "-").exists()
+
+
+def test_new_files_follow_the_umask_and_replaced_ones_keep_their_mode(tmp_path: Path) -> None:
+    new, kept = tmp_path / "new.json", tmp_path / "kept.json"
+    kept.write_text("old")
+    kept.chmod(0o600)
+    for path in (new, kept):
+        done = subprocess.run(
+            ["sh", "-c", 'umask 077; exec "$@"', "sh", *CLI, "primitives", "-o", str(path)],
+            cwd=REPO, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600  # 0666 & ~077
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600  # kept, not reset to 0644
+    kept.chmod(0o640)
+    assert tool("primitives", "-o", str(kept)).returncode == 0
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_a_replaced_file_keeps_its_owner(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text("old")
+    os.chown(theirs, NOBODY, NOBODY)
+    assert tool("primitives", "-o", str(theirs)).returncode == 0
+    st = theirs.stat()
+    assert (st.st_uid, st.st_gid) == (NOBODY, NOBODY)
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    prefix = files._temp_prefix(target)
+    stale = tmp_path / f"{prefix}{dead.pid}.tmp"
+    live = tmp_path / f"{prefix}{os.getpid()}.tmp"  # a run still going: left alone
+    stale.write_text("torn")
+    live.write_text("in progress")
+    assert tool("primitives", "-o", str(target)).returncode == 0
+    assert not stale.exists() and live.exists() and target.exists()
+
+
+def test_sigkill_while_writing_leaves_nothing_a_later_run_keeps(tmp_path: Path) -> None:
+    """However a run dies, the next one leaves only the report."""
+    target = tmp_path / "scan.json"
+    for delay in (0.5, 1.0, 1.5):
+        proc = subprocess.Popen([*CLI, "scan", "--json", "-o", str(target)], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+    assert tool("primitives", "--json", "-o", str(target)).returncode == 0
+    assert os.listdir(tmp_path) == ["scan.json"]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/proc/version", "cannot write in /proc"),
+        ("{tmp}/dir/", "names a directory"),
+        ("{tmp}", "is a directory"),
+        ("{tmp}/missing/x.json", "no directory"),
+        ("{tmp}/" + "n" * 256, "longer than 255 bytes"),
+    ],
+)
+def test_bad_paths_are_refused_before_any_work(tmp_path: Path, path: str, message: str) -> None:
+    began = time.monotonic()
+    done = tool("scan", "--span", "page", "--align", "1", "-o", path.format(tmp=tmp_path))
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert done.stdout == "" and time.monotonic() - began < 30  # the page scan never ran
+
+
+def test_a_long_name_that_fits_is_fine(tmp_path: Path) -> None:
+    name = tmp_path / ("n" * 250)
+    assert tool("primitives", "-o", str(name)).returncode == 0 and name.exists()
+
+
+def test_an_unwritable_place_as_an_unprivileged_user(run_unprivileged: Any) -> None:
+    done = run_unprivileged("primitives", "-o", "/root/x.json")
+    assert done.returncode == 2 and "/root/x.json: Permission denied" in done.stderr
+
+
+def test_a_full_disk_and_a_closed_stdout_are_errors_not_findings() -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*CLI, "host", "--json"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, cwd=REPO, check=False)  # fmt: skip
+    assert done.returncode == 3 and "No space left on device" in done.stderr
+    assert done.stderr.count("\n") == 1
+    closed = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *CLI, "primitives", "--json"],
+                            capture_output=True, text=True, cwd=REPO, check=False)  # fmt: skip
+    assert closed.returncode == 3 and "stdout is closed" in closed.stderr
+
+
+def test_a_reader_that_leaves_early_is_a_broken_pipe() -> None:
+    """16 MB into a pipe whose reader took 10 bytes: 141, not a silent 0."""
+    bash = subprocess.run(
+        ["bash", "-c", '"$@" | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"', "bash", *CLI,
+         "scan", "--span", "page", "--align", "1", "--json"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert bash.stdout.strip() == "141", bash.stderr
+
+
+def test_sigterm_ends_a_scan_with_a_partial_report(tmp_path: Path) -> None:
+    out = tmp_path / "scan.json"
+    proc = subprocess.Popen([*CLI, "scan", "--span", "page", "--align", "1", "--batches", "64",
+                             "--json", "-o", str(out)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["stopped"] == "interrupted" and doc["summary"]["probes_measured"] > 0
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_at_random_moments_leaves_a_whole_report_or_none(tmp_path: Path) -> None:
+    rng = random.Random(20261203)
+    for attempt in range(6):
+        out = tmp_path / f"scan{attempt}.json"
+        proc = subprocess.Popen([*CLI, "scan", "--span", "page", "--align", "1", "--json",
+                                 "--junit", str(out.with_suffix(".xml")), "-o", str(out)],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        time.sleep(rng.uniform(0.05, 4.0))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, err
+        assert proc.returncode in (0, 130), (proc.returncode, err)
+        if out.exists():  # written: then whole
+            json.loads(out.read_text())
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".slp-")] == []
