@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from splitlock_probe.cli.options import CONTEXT, emit_json, output_options, targets
+from splitlock_probe.cli.options import CONTEXT, emit_json, output_options, say, targets
 
 
 @click.command(context_settings=CONTEXT)
@@ -18,10 +18,13 @@ from splitlock_probe.cli.options import CONTEXT, emit_json, output_options, targ
     help="Read a saved log instead of the live /dev/kmsg; - reads stdin.",
 )
 @click.option(
+    "-w",
     "-f",
     "--follow",
     is_flag=True,
-    help="Keep reading; print each new event as it comes (--json: one JSON line each).",
+    help="Keep reading, as dmesg -w does; print each new event as it comes (--json: one "
+    "JSON line each, after a first status line). A followed file that is rotated or "
+    "truncated is opened again, like tail -F.",
 )
 @output_options()
 def log(path: str | None, follow: bool, **outputs: Any) -> None:
@@ -29,7 +32,9 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
 
     Reads the whole live ring buffer (/dev/kmsg) or a saved log in any
     wrapper: kmsg records, dmesg (plain, -H, -T, -x, -r), syslog, ISO-8601
-    journal lines, or one inside another. Threads still alive get their
+    journal lines, or one inside another; gzip, xz, bzip2 and zstd files are
+    read by their magic. An input none of whose lines looks like a kernel
+    log is a usage error. Threads still alive get their
     executable, command line and container, and each trap address is mapped
     to a library and offset.
 
@@ -37,16 +42,19 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
     Examples:
       splitlock-probe log                      the live log (root, or CAP_SYSLOG)
       journalctl -k -b -1 | splitlock-probe log --file -     the previous boot
-      splitlock-probe log --follow             stream new events; Ctrl-C ends
+      splitlock-probe log -w                   stream new events; Ctrl-C ends
+      splitlock-probe log --file /var/log/kern.log.2.gz
 
-    Exit 0; 4 when the live log cannot be read (the message says why);
-    130 when --follow is interrupted (after printing the summary).
+    Exit 0; 2 when the input is not a kernel log; 4 when the live log cannot
+    be read (the message says why); 130 when --follow is interrupted (after
+    printing the summary).
     """
     import json
 
+    from splitlock_probe.host.kernel import KernelState
     from splitlock_probe.host.kmsg.messages import TrapEvent
-    from splitlock_probe.log.read import read
-    from splitlock_probe.report.logview import EVENT_SCHEMA, event_line
+    from splitlock_probe.log.read import never_logs, read
+    from splitlock_probe.report.logview import EVENT_SCHEMA, STATUS_SCHEMA, event_line
     from splitlock_probe.report.outputs import emit
     from splitlock_probe.report.reports import LogReport
 
@@ -59,7 +67,16 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
         else:
             click.echo(event_line(event))
 
-    result = read(path, follow, show)
+    def start(mode: KernelState) -> None:
+        why = never_logs(mode)
+        if as_json:
+            status = {"effective_mode": mode.effective_mode, "mode_source": mode.mode_source}
+            line = {"schema": STATUS_SCHEMA, "host_mode": status, "note": why}
+            emit_json(json.dumps(line) + "\n")
+        elif why:
+            say(why)
+
+    result = read(path, follow, show, start)
     if follow and as_json:  # the events went out as JSON lines; files still get the document
         wanted = [t for t in wanted if not t.to_stream]
     emit(LogReport(result), wanted)

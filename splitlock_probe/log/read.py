@@ -3,18 +3,20 @@ events, and say what the live host's kernel can put in its log."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from splitlock_probe.errors import ExitStatus
+from splitlock_probe.errors import ExitStatus, UsageError
 from splitlock_probe.host import kernel
 from splitlock_probe.host.cpu import cpu, is_x86
 from splitlock_probe.host.kmsg.messages import TrapEvent
 from splitlock_probe.host.kmsg.source import KernelLog
+from splitlock_probe.host.kmsg.split import LineSplitter
 from splitlock_probe.host.kmsg.tally import LogTally
 from splitlock_probe.log.enrich import ProcessView, enrich
+from splitlock_probe.log.inputs import compressed_lines, compression, stdin_lines
+from splitlock_probe.text import escape
 
 STDIN = "-"
 
@@ -27,27 +29,60 @@ class LogRead:
     overwritten: int  # records the ring buffer overwrote before we read them
     host_mode: kernel.KernelState | None  # the live log: what its kernel can log
     interrupted: bool
+    cut: int = 0  # lines longer than 1 MiB, cut
+    notes: list[str] = field(default_factory=list)  # about the input itself
 
     def exit_status(self) -> ExitStatus:
         """`log`'s policy: 130 when --follow was interrupted, else 0."""
         return ExitStatus.INTERRUPTED if self.interrupted else ExitStatus.OK
 
 
+def live_host_mode(banner_mode: str | None = None) -> kernel.KernelState:
+    """What the live host's kernel can put in its log."""
+    c = cpu()
+    return kernel.read(c.flags, banner_mode, is_x86(c))
+
+
+def never_logs(mode: kernel.KernelState) -> str | None:
+    """Why this host's kernel will never log a split-lock trap, or None."""
+    if mode.effective_mode in (kernel.UNSUPPORTED, kernel.OFF):
+        return (
+            f"this host does not trap split locks ({mode.effective_mode}: {mode.mode_source}); "
+            "its log will hold no trap lines (run --trace sees misaligned locked ops here)"
+        )
+    return None
+
+
 def read(
-    path: str | None, follow: bool, on_event: Callable[[TrapEvent], None] | None = None
+    path: str | None,
+    follow: bool,
+    on_event: Callable[[TrapEvent], None] | None = None,
+    on_start: Callable[[kernel.KernelState], None] | None = None,
 ) -> LogRead:
     """path: a saved log, STDIN, or None for the live /dev/kmsg (KernelLogUnreadable
-    when it cannot be read). With follow, each new event goes to on_event as it comes."""
-    reader = None if path == STDIN else KernelLog(Path(path) if path else None)
-    source = "stdin" if reader is None else str(reader.path)
+    when it cannot be read). With follow, each new event goes to on_event as it
+    comes, and on_start hears first what the live host can log."""
     tally = LogTally(keep_events=not follow)
+    splitter = LineSplitter()
+    reader: KernelLog | None = None
+    lines: Iterable[str]
+    kind = compression(Path(path)) if path not in (None, STDIN) else None
+    if path == STDIN:
+        source, lines = "stdin", stdin_lines(splitter)
+    elif kind is not None:
+        assert path is not None
+        if follow:
+            raise UsageError(f"--follow: {escape(path)} is {kind}-compressed; it cannot grow")
+        source, lines = path, compressed_lines(Path(path), kind, splitter)
+    else:
+        reader = KernelLog(Path(path) if path else None)
+        source = str(reader.path)
+        lines = reader.follow() if follow else reader.read_available()
+    host_mode = live_host_mode() if path is None else None
+    if follow and on_start is not None and host_mode is not None:
+        on_start(host_mode)
     interrupted = False
     try:
-        lines: Iterable[str]
-        if reader is None:
-            lines = sys.stdin
-        else:
-            lines = reader.follow() if follow else reader.read_available()
         for raw in lines:
             event = tally.feed_line(raw)
             if follow and event is not None and on_event is not None:
@@ -56,10 +91,19 @@ def read(
         interrupted = True
     finally:
         overwritten = 0 if reader is None else reader.overwritten
+        cut = splitter.cut if reader is None else reader.cut
         if reader is not None:
             reader.close()
-    host_mode = None
-    if path is None:  # the live log: say what this host's kernel can put in it
-        c = cpu()
-        host_mode = kernel.read(c.flags, tally.mode, is_x86(c))
-    return LogRead(tally, enrich(tally), source, overwritten, host_mode, interrupted)
+    if path is not None and tally.lines and not tally.recognized and not interrupted:
+        raise UsageError(
+            f"{escape(source)} does not look like a kernel log: none of its "
+            f"{tally.lines:,} lines has a kernel-log timestamp, a /dev/kmsg record header, a "
+            "syslog or journal prefix, or a split-lock message (dmesg -t output has no "
+            "timestamps: use dmesg without -t)"
+        )
+    if path is None:  # the live log: its banner, read now, says more than the flags
+        host_mode = live_host_mode(tally.mode)
+    notes = [f"{cut:,} lines longer than 1 MiB were cut there"] if cut else []
+    if kind is not None:
+        notes.append(f"read through {kind}")
+    return LogRead(tally, enrich(tally), source, overwritten, host_mode, interrupted, cut, notes)

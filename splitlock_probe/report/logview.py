@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from splitlock_probe.host.kernel import UNSUPPORTED
 from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK, TrapEvent
 from splitlock_probe.host.kmsg.tally import LogTally
+from splitlock_probe.log.read import never_logs
+from splitlock_probe.text import shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -16,10 +17,11 @@ if TYPE_CHECKING:
 
 LOG_SCHEMA = "splitlock-probe/log/v1"
 EVENT_SCHEMA = "splitlock-probe/log-event/v1"
+STATUS_SCHEMA = "splitlock-probe/log-status/v1"  # the first line of log --follow --json
 
 
-def notes(tally: LogTally) -> list[str]:
-    out = []
+def notes(tally: LogTally, read: LogRead | None = None) -> list[str]:
+    out = [] if read is None else list(read.notes)
     for kind, label in ((SPLIT_LOCK, "split-lock"), (BUS_LOCK, "bus-lock")):
         if tally.suppressed[kind]:
             out.append(
@@ -55,7 +57,7 @@ def log_document(read: LogRead) -> dict[str, Any]:
         "overwritten": read.overwritten,
         "suppressed": dict(tally.suppressed),
         "counts": tally.counts(),
-        "notes": notes(tally),
+        "notes": notes(tally, read),
         "processes": [v.as_dict() for v in read.views],
         "events": [e.as_dict() for e in tally.events],
     }
@@ -65,7 +67,7 @@ def event_line(event: TrapEvent) -> str:
     """One streamed event, for --follow."""
     guest = " (guest)" if event.guest else ""
     when = f"[{event.time}] " if event.time else ""
-    return f"{when}{event.kind} {event.comm}/{event.pid}{guest} at {event.ip:#x}"
+    return f"{when}{event.kind} {shown(event.comm)}/{event.pid}{guest} at {event.ip:#x}"
 
 
 def draw_log(read: LogRead, console: Console) -> None:
@@ -81,14 +83,8 @@ def draw_log(read: LogRead, console: Console) -> None:
         f"; mode {tally.mode}" if tally.mode else "; no boot banner in this log", style="dim"
     )
     console.print(head)
-    if host_mode is not None and host_mode.effective_mode in (UNSUPPORTED, "off"):
-        console.print(
-            Text(
-                f"this host does not trap split locks ({host_mode.effective_mode}: "
-                f"{host_mode.mode_source}); its log will hold no trap lines",
-                style="yellow",
-            )
-        )
+    if host_mode is not None and (why := never_logs(host_mode)):
+        console.print(Text(why, style="yellow"))
     if views:
         containers = any(v.task and v.task.container for v in views)
         t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="by process", title_justify="left")
@@ -113,5 +109,5 @@ def draw_log(read: LogRead, console: Console) -> None:
                 cells.append((v.task.container if v.task else None) or "-")
             t.add_row(*cells, sites)
         console.print(t)
-    for note in notes(tally):
+    for note in notes(tally, read):
         console.print(Text("note: " + note, style="yellow"))

@@ -15,9 +15,10 @@ import re
 from dataclasses import dataclass
 
 # <prio>,<seq>,<usec>,<flags>[,more];text
-_KMSG = re.compile(r"(?P<prio>\d+),(?P<seq>\d+),(?P<usec>\d+),[^;]*;")
+# (bounded: a 64-bit sequence or time has at most 20 digits; no int() of more)
+_KMSG = re.compile(r"(?P<prio>\d{1,4}),(?P<seq>\d{1,20}),(?P<usec>\d{1,20}),[^;]{0,256};")
 # dmesg -r: <prio>[ time] text
-_RAW_PRIO = re.compile(r"<(?P<prio>\d+)>")
+_RAW_PRIO = re.compile(r"<(?P<prio>\d{1,4})>")
 # dmesg -x: "kern  :warn  : "
 _DECODED = re.compile(
     r"(?P<facility>kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp"
@@ -27,7 +28,7 @@ _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 # Only time-shaped brackets: kernel messages themselves may start with "[Firmware Bug]".
 _BRACKET = re.compile(
-    r"\[\s*(?P<time>\+?\d+[.,]\d+"  # [ 5656.175277]  [  +0,000010]  [+19,619040]
+    r"\[\s*(?P<time>\+?\d{1,20}[.,]\d{1,20}"  # [ 5656.175277]  [  +0,000010]  [+19,619040]
     rf"|{_DAY} {_MONTH} [ \d]\d \d\d:\d\d:\d\d \d{{4}}"  # -T
     rf"|{_MONTH}\d{{1,2}} \d\d:\d\d)\]\s?"  # -H, the first line of a minute
 )
@@ -46,6 +47,7 @@ class LogLine:
     time: str | None = None  # the outermost timestamp, as written
     seq: int | None = None  # /dev/kmsg sequence number
     kernel: bool = True  # False: user space wrote it (facility != 0, tag != kernel)
+    wrapped: bool = False  # some kernel-log wrapper was found around it
 
 
 def unwrap(raw: str) -> LogLine | None:
@@ -56,6 +58,7 @@ def unwrap(raw: str) -> LogLine | None:
     time: str | None = None
     seq: int | None = None
     kernel = True
+    wrapped = False
     for _ in range(_MAX_WRAPPERS):
         if m := _KMSG.match(line):
             kernel &= int(m["prio"]) >> 3 == 0
@@ -72,5 +75,6 @@ def unwrap(raw: str) -> LogLine | None:
                 kernel &= m["tag"] == "kernel"
         else:
             break
+        wrapped = True
         line = line[m.end() :]
-    return LogLine(line, time, seq, kernel)
+    return LogLine(line, time, seq, kernel, wrapped)

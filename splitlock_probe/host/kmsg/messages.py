@@ -33,9 +33,13 @@ BUS_LOCK = "bus_lock"
 KINDS = (SPLIT_LOCK, BUS_LOCK)
 
 _PREFIX = r"(?:x86/split lock detection: )?"
+# The kernel's own bounds: a comm is at most 15 bytes (a vCPU thread's name
+# too: "CPU 123/KVM"), a pid at most PID_MAX_LIMIT, an address 64 bits. A line
+# beyond them is malformed, never an event: no 4,300-digit pid reaches int().
+PID_MAX_LIMIT = 4_194_304
 _TRAP = re.compile(
-    _PREFIX + r"#(?:AC|DB): (?P<comm>.+)/(?P<pid>\d+) (?P<action>took a|fatal|bogus) "
-    r"(?P<kind>split_lock|bus_lock) trap at address: 0x(?P<ip>[0-9a-fA-F]+)\s*$"
+    _PREFIX + r"#(?:AC|DB): (?P<comm>.{1,64})/(?P<pid>\d{1,7}) (?P<action>took a|fatal|bogus) "
+    r"(?P<kind>split_lock|bus_lock) trap at address: 0x(?P<ip>[0-9a-fA-F]{1,16})\s*$"
 )
 _MARKER = re.compile(r"(?:split_lock|bus_lock) trap at address")
 # The ratelimit's summary names the function that printed; older kernels
@@ -46,7 +50,7 @@ _SUPPRESSED_BY = {
     "handle_guest_split_lock": SPLIT_LOCK,
     "handle_bus_lock": BUS_LOCK,
 }
-_SUPPRESSED = re.compile(r"(?P<func>\w+): (?P<count>\d+) callbacks suppressed\s*$")
+_SUPPRESSED = re.compile(r"(?P<func>\w+): (?P<count>\d{1,12}) callbacks suppressed\s*$")
 _BANNER_AC = re.compile(
     _PREFIX + r"#AC: crashing the kernel on kernel split_locks and "
     r"(?P<action>warning|sending SIGBUS) on user-space split_locks"
@@ -55,7 +59,7 @@ _BANNER_DB = re.compile(
     _PREFIX + r"#DB: (?P<action>warning|sending SIGBUS) on user-space bus_locks"
 )
 _BANNER_RATE = re.compile(
-    _PREFIX + r"#DB: setting system wide bus lock rate limit to (?P<n>\d+)/sec"
+    _PREFIX + r"#DB: setting system wide bus lock rate limit to (?P<n>\d{1,4})/sec"
 )
 _BANNER_OLD = re.compile(
     r"x86/split lock detection: (?P<action>warning about|sending SIGBUS on) user-space split_locks"
@@ -126,7 +130,7 @@ def classify(line: LogLine) -> Message | None:
     if not line.kernel:
         return None
     text = line.text
-    if m := _TRAP.match(text):
+    if (m := _TRAP.match(text)) and 0 < int(m["pid"]) <= PID_MAX_LIMIT:
         action = "took" if m["action"] == "took a" else m["action"]
         comm = m["comm"]
         return TrapEvent(

@@ -7,7 +7,13 @@ then reading goes on). lseek(SEEK_END) skips every older record, which is how
 a scan makes sure only its own lines count.
 
 A regular file at <root>/dev/kmsg (a recorded log) is read through the same
-code: EOF plays the part of EAGAIN, and following it polls like `tail -f`.
+code: EOF plays the part of EAGAIN, and following it polls like `tail -F`
+(a file renamed or truncated by log rotation is opened again).
+
+Nothing read here can make a command hang or grow without bound: a line is
+cut at 1 MiB (counted in `cut`), and one pass reads at most MAX_PASS_BYTES
+(a real ring buffer holds at most 32 MiB; /dev/zero as a recorded dev/kmsg
+would otherwise never end), counted in `bounded`.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from pathlib import Path
 from types import TracebackType
 
 from splitlock_probe.errors import ProbeError, UnsupportedHost
+from splitlock_probe.host.kmsg.split import LineSplitter
 from splitlock_probe.host.paths import host_path, read_text
 
 KMSG = "/dev/kmsg"
 READ_SIZE = 1 << 16  # larger than any record: a short buffer makes kmsg fail with EINVAL
 FILE_POLL_S = 0.2
+MAX_PASS_BYTES = 64 << 20  # one read_available(): twice the largest ring buffer
 
 
 class KernelLogUnreadable(UnsupportedHost):
@@ -56,20 +64,33 @@ class KernelLog:
             self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise KernelLogUnreadable(unreadable_reason(exc, self.path)) from None
-        self.is_device = stat.S_ISCHR(os.fstat(self._fd).st_mode)
+        st = os.fstat(self._fd)
+        self.is_device = stat.S_ISCHR(st.st_mode)
+        self._identity = (st.st_dev, st.st_ino)
+        self._offset = 0  # bytes read from a regular file (to notice truncation)
         self.overwritten = 0  # EPIPE: records lost before we read them
-        self._partial = b""
+        self.cut = 0  # lines longer than MAX_LINE, cut
+        self.bounded = 0  # passes that stopped at MAX_PASS_BYTES
+        self.reopened = 0  # a followed file was rotated or truncated and opened again
+        self._lines = LineSplitter()
 
     def seek_end(self) -> None:
         """From now on, only records written after this call are read."""
-        os.lseek(self._fd, 0, os.SEEK_END)
-        self._partial = b""
+        try:
+            self._offset = os.lseek(self._fd, 0, os.SEEK_END)
+        except OSError as exc:
+            if exc.errno != errno.ESPIPE:
+                raise ProbeError(f"reading {self.path}: {os.strerror(exc.errno or 0)}") from None
+            for _ in self.read_available(final=False):  # a FIFO: drop what is there now
+                pass
+        self._lines = LineSplitter()
 
     def read_available(self, final: bool = True) -> Iterator[str]:
         """Every line available now; stops at the end without blocking. `final`:
         a file's last line counts even without a newline (following, it may
         still be being written)."""
-        while True:
+        read = 0
+        while read < MAX_PASS_BYTES:
             try:
                 chunk = os.read(self._fd, READ_SIZE)
             except BlockingIOError:
@@ -80,13 +101,36 @@ class KernelLog:
                     continue
                 raise ProbeError(f"reading {self.path}: {os.strerror(exc.errno or 0)}") from None
             if not chunk:
-                if final and self._partial:
-                    line, self._partial = self._partial, b""
-                    yield line.decode(errors="replace")
+                if final:
+                    yield from self._lines.finish()
                 return
-            *complete, self._partial = (self._partial + chunk).split(b"\n")
-            for line in complete:
-                yield line.decode(errors="replace")
+            read += len(chunk)
+            self._offset += len(chunk)
+            yield from self._lines.feed(chunk)
+            self.cut = self._lines.cut
+        self.bounded += 1
+
+    def _rotated(self) -> bool:
+        """A followed regular file was renamed away or truncated (log rotation)."""
+        if self.is_device:
+            return False
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False  # gone for now: keep reading the old one until it comes back
+        return (st.st_dev, st.st_ino) != self._identity or st.st_size < self._offset
+
+    def _reopen(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return
+        os.close(self._fd)
+        self._fd = fd
+        st = os.fstat(fd)
+        self._identity, self._offset = (st.st_dev, st.st_ino), 0
+        self._lines = LineSplitter()
+        self.reopened += 1
 
     def wait(self, timeout: float) -> None:
         """Sleep until new records may be there (at most `timeout` seconds)."""
@@ -96,9 +140,14 @@ class KernelLog:
             time.sleep(min(timeout, FILE_POLL_S))
 
     def follow(self, idle: float = 1.0) -> Iterator[str]:
-        """read_available(), then every new line as it arrives, until interrupted."""
+        """read_available(), then every new line as it arrives, until interrupted;
+        like `tail -F`, a file rotated away or truncated is opened again."""
         while True:
             yield from self.read_available(final=False)
+            if self._rotated():
+                yield from self.read_available(final=True)  # what the old file still had
+                self._reopen()
+                continue
             self.wait(idle)
 
     def close(self) -> None:

@@ -51,6 +51,7 @@ class LogTally:
     banner: Banner | None = None  # the last boot banner seen
     lines: int = 0
     malformed: int = 0
+    recognized: int = 0  # lines in a kernel-log wrapper, or saying something we know
     keep_events: bool = True  # False: count only (memory stays bounded)
     per_process: bool = True  # False: the caller keeps its own (bounded) per-process counts
 
@@ -61,6 +62,8 @@ class LogTally:
             return None
         self.lines += 1
         msg = classify(line)
+        if line.wrapped or msg is not None:
+            self.recognized += 1
         if isinstance(msg, TrapEvent):
             self.add(msg)
             return msg
