@@ -94,6 +94,7 @@ def watch(
     snapshot is written); 4 when the kernel log cannot be read.
     """
     from splitlock_probe.host import state as host_state
+    from splitlock_probe.log.read import never_logs
     from splitlock_probe.report.outputs import emit, writable
     from splitlock_probe.report.prometheus import Exporter
     from splitlock_probe.report.reports import WatchReport
@@ -106,6 +107,8 @@ def watch(
     address = _listen_address(listen) if listen else None
     state = host_state.state(events)
     session = Watch.open(WatchRequest(interval, since_boot, limit, top), state)
+    if why := never_logs(state.kernel):
+        say(why)  # at once, not only in the first snapshot an interval from now
     screen = WatchScreen(outputs["as_json"], outputs["output"] is None and not once)
     exporter = None
     try:

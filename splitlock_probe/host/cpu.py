@@ -20,6 +20,13 @@ class Cpu:
     read: bool = True  # False: there was no /proc/cpuinfo to read
 
     @property
+    def identity(self) -> str | None:
+        """"family 0x6 model 0x9a", or None when either number is unknown."""
+        if self.family is None or self.model is None:
+            return None
+        return f"family {self.family:#x} model {self.model:#x}"
+
+    @property
     def hypervisor(self) -> bool:
         return "hypervisor" in self.flags
 

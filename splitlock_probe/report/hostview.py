@@ -54,8 +54,8 @@ def draw_host(state: HostState, detectors: dict[str, Availability], console: Con
     t.add_column(style="bold")
     t.add_column(overflow="fold")
     identity = cpu.model_name or cpu.vendor or "unknown CPU"
-    if cpu.family is not None and cpu.model is not None:
-        identity += f" (family {cpu.family:#x} model {cpu.model:#x})"
+    if cpu.identity:
+        identity += f" ({cpu.identity})"
     t.add_row("cpu", identity + (", virtual machine" if cpu.hypervisor else ""))
     t.add_row("flags", ", ".join(f"{n}: {_yes(v)}" for n, v in doc["flags"].items()))
     t.add_row("kernel", k.release or "-")

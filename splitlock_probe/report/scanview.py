@@ -14,8 +14,8 @@ from splitlock_probe.scan.request import ScanResult
 def header(result: ScanResult) -> Text:
     cpu = result.cpu
     parts = [cpu.model_name or cpu.vendor or "unknown CPU"]
-    if cpu.family is not None and cpu.model is not None:
-        parts.append(f"family {cpu.family:#x} model {cpu.model:#x}")
+    if cpu.identity:
+        parts.append(cpu.identity)
     if cpu.hypervisor:
         parts.append("virtual machine")
     if result.run.tsc_hz:

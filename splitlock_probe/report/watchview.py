@@ -7,8 +7,8 @@ import datetime
 import sys
 from typing import TYPE_CHECKING, Any
 
-from splitlock_probe.host.kernel import UNSUPPORTED
 from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK
+from splitlock_probe.log.read import never_logs
 from splitlock_probe.watch.session import Snapshot
 
 if TYPE_CHECKING:
@@ -19,12 +19,8 @@ WATCH_SCHEMA = "splitlock-probe/watch/v1"
 
 def notes(snap: Snapshot) -> list[str]:
     out = []
-    k = snap.kernel
-    if k.effective_mode in (UNSUPPORTED, "off"):
-        out.append(
-            f"this host does not trap split locks ({k.effective_mode}: {k.mode_source}); "
-            "its log will hold no trap lines"
-        )
+    if why := never_logs(snap.kernel):
+        out.append(why)
     if snap.pmu is None and snap.pmu_error:
         out.append(f"no per-CPU counts: {snap.pmu_error}")
     for kind, label in ((SPLIT_LOCK, "split-lock"), (BUS_LOCK, "bus-lock")):

@@ -166,7 +166,7 @@ def parse_spec(spec: str, cpu: Cpu, pmus: dict[str, Pmu]) -> list[Counter]:
         mine = [d for d in table_for(cpu.vendor, cpu.family, cpu.model) if d.name == low]
         counters = _counters(mine, pmus)
         if not counters:
-            where = f"family {cpu.family:#x} model {cpu.model:#x}" if cpu.model else "?"
+            where = cpu.identity or "?"
             raise UsageError(
                 f"--event {text}: not an event of this CPU ({cpu.vendor} {where}) as far as we "
                 "know; pass its raw code (rUUEE) or cpu/event=0x..,umask=0x../"

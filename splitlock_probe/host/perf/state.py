@@ -92,7 +92,7 @@ def pmu_state(cpu: Cpu, paranoid: int | None, events: Sequence[str] | None = Non
         res = for_cpu(cpu, pmus)
         counters, notes = res.counters, res.notes
         if not counters:
-            ident = f"family {cpu.family:#x} model {cpu.model:#x}" if cpu.model is not None else ""
+            ident = cpu.identity or ""
             return PmuState(
                 False,
                 f"no known split-lock or bus-lock event for {cpu.vendor} {ident}; "
