@@ -21,7 +21,7 @@ class Cpu:
 
     @property
     def identity(self) -> str | None:
-        """"family 0x6 model 0x9a", or None when either number is unknown."""
+        """The "family 0x6 model 0x9a" of the CPU, or None when either is unknown."""
         if self.family is None or self.model is None:
             return None
         return f"family {self.family:#x} model {self.model:#x}"
