@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from splitlock_probe.scan.compare import Case, CaseState, Comparison
+from splitlock_probe.text import shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -80,12 +81,16 @@ def draw_compare(c: Comparison, console: Console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    head = Text(f"old: {c.old_path} ({_host(c.old_host)})\nnew: {c.new_path} ({_host(c.new_host)})")
+    head = Text(
+        f"old: {shown(c.old_path)} ({shown(_host(c.old_host))})\n"
+        f"new: {shown(c.new_path)} ({shown(_host(c.new_host))})"
+    )
     console.print(head, style="dim")
     if c.settings_differ:
         console.print(Text("the scans were asked different things:", style="yellow"))
         for key, (a, b) in c.settings_differ.items():
-            console.print(Text(f"  {key}: old {_setting(a)}, new {_setting(b)}", style="yellow"))
+            said = f"  {key}: old {shown(_setting(a))}, new {shown(_setting(b))}"
+            console.print(Text(said, style="yellow"))
     sections = (
         ("newly split (regressions)", c.newly_split, "bold red"),
         ("fixed", c.fixed, "green"),
@@ -99,9 +104,9 @@ def draw_compare(c: Comparison, console: Console) -> None:
             t.add_column(column)
         for (layout, field, prim, placement), old, new in entries:
             t.add_row(
-                layout,
-                field,
-                prim,
+                shown(layout),
+                shown(field),
+                shown(prim),
                 str(placement),
                 f"{old.verdict} {old.split_bits}".strip(),
                 Text(f"{new.verdict} {new.split_bits}".strip(), style=style),
@@ -116,7 +121,7 @@ def draw_compare(c: Comparison, console: Console) -> None:
             t.add_column(column)
         for (layout, field, prim, placement), new in c.split_only_new:
             t.add_row(
-                layout, field, prim, str(placement),
+                shown(layout), shown(field), shown(prim), str(placement),
                 Text(f"{new.verdict} {new.split_bits}".strip(), style="bold red"),
             )  # fmt: skip
         console.print(t)

@@ -8,6 +8,7 @@ from splitlock_probe.detectors import Availability
 from splitlock_probe.host.kernel import AC_FLAG, DB_FLAG
 from splitlock_probe.host.paths import root
 from splitlock_probe.host.state import HostState
+from splitlock_probe.text import shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -53,7 +54,7 @@ def draw_host(state: HostState, detectors: dict[str, Availability], console: Con
     )
     t.add_column(style="bold")
     t.add_column(overflow="fold")
-    identity = cpu.model_name or cpu.vendor or "unknown CPU"
+    identity = shown(cpu.model_name or cpu.vendor or "unknown CPU")
     if cpu.identity:
         identity += f" ({cpu.identity})"
     t.add_row("cpu", identity + (", virtual machine" if cpu.hypervisor else ""))

@@ -19,6 +19,7 @@ from splitlock_probe.report.words import evidence_text, model_words
 from splitlock_probe.scan.plan import ProbeGroup, format_ranges
 from splitlock_probe.scan.request import ScanResult
 from splitlock_probe.scan.verdict import SPLIT, Judgement
+from splitlock_probe.text import xml_safe
 
 Case = tuple[str, str, str, int]  # layout, field, primitive, placement
 
@@ -113,6 +114,17 @@ def scan_junit(result: ScanResult) -> str:
                     result.run.elapsed_s, result.run.started)  # fmt: skip
 
 
+def _xml_safe(root: ET.Element) -> None:
+    """What XML 1.0 cannot hold, even escaped, shown as \\xNN: a thread name, a
+    symbol or an argument with a control character must not break the file."""
+    for el in root.iter():
+        el.attrib.update({k: xml_safe(v) for k, v in el.attrib.items()})
+        if el.text:
+            el.text = xml_safe(el.text)
+        if el.tail:
+            el.tail = xml_safe(el.tail)
+
+
 def document(
     suite: ET.Element,
     name: str,
@@ -142,5 +154,6 @@ def document(
         time=f"{seconds:.3f}",
     )
     root.append(suite)
+    _xml_safe(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -100,13 +100,13 @@ def draw_log(read: LogRead, console: Console) -> None:
             elif v.task is None:
                 where = "gone"
             else:
-                where = v.task.exe or " ".join(v.task.cmdline) or f"pid {v.task.tgid}"
-            sites = ", ".join(f"{loc or f'{ip:#x}'} x{n}" for ip, n, loc in v.sites[:3])
+                where = shown(v.task.exe or " ".join(v.task.cmdline) or f"pid {v.task.tgid}")
+            sites = ", ".join(f"{shown(loc or f'{ip:#x}')} x{n}" for ip, n, loc in v.sites[:3])
             if len(v.sites) > 3:
                 sites += f", +{len(v.sites) - 3} more"
-            cells = [c.comm, str(c.pid), str(c.split_lock), str(c.bus_lock), where]
+            cells = [shown(c.comm), str(c.pid), str(c.split_lock), str(c.bus_lock), where]
             if containers:
-                cells.append((v.task.container if v.task else None) or "-")
+                cells.append(shown((v.task.container if v.task else None) or "-"))
             t.add_row(*cells, sites)
         console.print(t)
     for note in notes(tally, read):

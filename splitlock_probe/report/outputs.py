@@ -65,9 +65,9 @@ class Target:
 
 
 def _console(record: bool) -> Console:
-    from rich.console import Console
+    from splitlock_probe.report.console import SafeConsole
 
-    return Console(
+    return SafeConsole(
         file=io.StringIO(),
         width=FILE_WIDTH,
         record=record,

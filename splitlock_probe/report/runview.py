@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from splitlock_probe import __version__
 from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK
 from splitlock_probe.run.result import RunResult, Site, sites
+from splitlock_probe.text import shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -180,7 +181,7 @@ def _site_dict(s: Site) -> dict[str, Any]:
 
 
 def verdict_line(result: RunResult) -> str:
-    command = shlex.join(result.request.argv)
+    command = shown(shlex.join(result.request.argv))
     ended = result.exit.describe() if result.exit else "did not end"
     if not _detectors_used(result):
         seen = "split locks: not observable on this host"
@@ -241,7 +242,8 @@ def draw_trace(result: RunResult, console: Console) -> None:
         if len(s.threads) > 3:
             threads += f", +{len(s.threads) - 3}"
         style = "bold red" if s.kind == "split" else "yellow"
-        table.add_row(s.name, s.symbol or "-", s.text, str(s.width), offsets, f"{s.count:,}",
+        table.add_row(shown(s.name), shown(s.symbol or "-"), s.text, str(s.width), offsets,
+                      f"{s.count:,}",
                       Text(s.kind, style=style), threads)  # fmt: skip
     console.print(table)
 
@@ -273,7 +275,7 @@ def draw_run(result: RunResult, console: Console) -> None:
             where = ", ".join(
                 f"{loc or f'{ip:#x}'} x{n}" for ip, (n, loc) in list(r.sites.items())[:3]
             )
-            t.add_row(r.comm, str(r.tid), str(r.tgid or "?"), str(r.split_lock),
+            t.add_row(shown(r.comm), str(r.tid), str(r.tgid or "?"), str(r.split_lock),
                       str(r.bus_lock), where)  # fmt: skip
         console.print(t)
     if result.trace is not None:

@@ -9,11 +9,12 @@ from splitlock_probe.report.aggregate import rows
 from splitlock_probe.report.cachemap import cache_map
 from splitlock_probe.report.table import summary_table
 from splitlock_probe.scan.request import ScanResult
+from splitlock_probe.text import shown
 
 
 def header(result: ScanResult) -> Text:
     cpu = result.cpu
-    parts = [cpu.model_name or cpu.vendor or "unknown CPU"]
+    parts = [shown(cpu.model_name or cpu.vendor or "unknown CPU")]
     if cpu.identity:
         parts.append(cpu.identity)
     if cpu.hypervisor:

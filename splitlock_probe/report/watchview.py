@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK
 from splitlock_probe.log.read import never_logs
+from splitlock_probe.text import shown
 from splitlock_probe.watch.session import Snapshot
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def renderable(snap: Snapshot) -> RenderableType:
         for column in ("comm", "tid", "#AC", "#DB", "new", "last trap at"):
             t.add_column(column, overflow="fold")
         for r in snap.rows:
-            name = r.comm + (" (guest)" if r.guest else "")
+            name = shown(r.comm) + (" (guest)" if r.guest else "")
             new = f"+{r.new}" if r.new else ""
             t.add_row(name, str(r.pid), str(r.split_lock), str(r.bus_lock), new,
                       f"{r.last_ip:#x}")  # fmt: skip
