@@ -47,6 +47,9 @@ struct slp_tracer {
     int child;
     struct slt_header *buf;
     struct slt_record *records;
+    /* Our own copy, taken before the program ran: the buffer is in memory the
+     * traced program can write (via /proc/PID/fd), so no bound is read from it. */
+    uint64_t capacity;
     struct task *tasks;
     size_t ntasks, cap;
     struct slp_trace_info info;
@@ -110,7 +113,7 @@ static void record(struct slp_tracer *t, int tid, const struct user_regs_struct 
     struct slt_record *out;
 
     __atomic_add_fetch(&t->buf->locked, 1, __ATOMIC_RELAXED);
-    if (i >= t->buf->capacity) {
+    if (i >= t->capacity) {
         __atomic_add_fetch(&t->buf->dropped, 1, __ATOMIC_RELAXED);
         return;
     }
@@ -305,6 +308,7 @@ int slp_tracer_new(int pid, void *buffer, struct slp_tracer **out)
     t->child = pid;
     t->buf = buffer;
     t->records = (struct slt_record *)(t->buf + 1);
+    t->capacity = t->buf->capacity;
     if (ptrace(PTRACE_SEIZE, pid, 0, (void *)options) != 0 || add(t, pid) == NULL) {
         int saved = errno;
         free(t->tasks);

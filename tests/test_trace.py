@@ -268,3 +268,17 @@ def test_ptrace_follows_what_the_agent_cannot(programs: Path) -> None:
     )
     assert r.returncode == 1, r.stderr[-400:]
     assert doc["trace"]["untraced_programs"] == 0 and doc["trace"]["split"] > 0
+
+
+@pytest.mark.parametrize("mechanism", ["ptrace", "agent"])
+def test_a_program_that_corrupts_the_trace_buffer_cannot_crash_the_tool(
+    programs: Path, mechanism: str
+) -> None:
+    """bufpoke sets the buffer's capacity to 0xffffffff and its next record to
+    2^30, then split-locks 3 times: the records cannot be kept, only counted."""
+    r, doc = traced(f"--trace={mechanism}", "--", str(programs / "bufpoke"))
+    assert r.returncode == 0, r.stderr[-400:]  # 3 would mean it found no buffer to poke
+    trace = doc["trace"]
+    assert trace["buffer_tampered"] is True
+    assert trace["dropped"] >= 3 and trace["locked_traps"] >= 3
+    assert any("wrote into the trace buffer" in n for n in trace["notes"])

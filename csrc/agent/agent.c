@@ -51,6 +51,7 @@ typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
 
 static struct slt_header *buf;
 static struct slt_record *records;
+static uint64_t capacity; /* taken when attaching, bounded by the mapping */
 static sigaction_fn real_sigaction;
 static sigmask_fn real_sigprocmask, real_pthread_sigmask;
 static struct sigaction program_bus, program_trap; /* what the program asked for */
@@ -145,7 +146,7 @@ static void record(ucontext_t *uc, const uint8_t *insn, uint32_t len)
     struct slt_record *r;
 
     __atomic_add_fetch(&buf->locked, 1, __ATOMIC_RELAXED);
-    if (i >= buf->capacity) {
+    if (i >= capacity) {
         __atomic_add_fetch(&buf->dropped, 1, __ATOMIC_RELAXED);
         return;
     }
@@ -387,6 +388,10 @@ static struct slt_header *attach(void)
         munmap(map, (size_t)st.st_size);
         return NULL;
     }
+    /* No more records than the mapping holds, whatever the header says now. */
+    capacity = ((struct slt_header *)map)->capacity;
+    if (capacity > ((size_t)st.st_size - sizeof(struct slt_header)) / sizeof(struct slt_record))
+        capacity = ((size_t)st.st_size - sizeof(struct slt_header)) / sizeof(struct slt_record);
     return map;
 }
 

@@ -162,6 +162,7 @@ def trace_section(result: RunResult) -> dict[str, Any]:
         "images": t.counters["images"],
         "programs": t.programs,
         "untraced_programs": t.untraced,
+        "buffer_tampered": t.tampered,
         "ac_rearmed": t.counters["lost_ac"],
         "undecodable": t.undecodable,
         "split": t.split,

@@ -68,6 +68,18 @@ class TrapBuffer:
         st = os.fstat(self.fd)
         return {FD_ENV: str(self.fd), ID_ENV: f"{st.st_dev}:{st.st_ino}"}
 
+    def tampered(self) -> bool:
+        """The fixed part of the header is not what we wrote: the traced program
+        wrote into the buffer (it lives in memory the program can reach), so its
+        counts and records may be forged. Our own capacity still bounds reading."""
+        magic, version, capacity, record_size = _HEADER.unpack_from(self.map, 0)[:4]
+        return (magic, version, capacity, record_size) != (
+            MAGIC,
+            VERSION,
+            self.capacity,
+            _RECORD.size,
+        )
+
     def counters(self) -> dict[str, int]:
         values = _HEADER.unpack_from(self.map, 0)[4:]
         return dict(zip(COUNTERS, values, strict=False))

@@ -64,6 +64,7 @@ class TraceResult:
     sites: list[TraceSite] = field(default_factory=list)
     undecodable: list[str] = field(default_factory=list)
     programs: int | None = None  # programs the tree exec'd (task records); None: unknown
+    tampered: bool = False  # the traced program wrote into the trace buffer's header
 
     @property
     def untraced(self) -> int | None:
@@ -93,6 +94,11 @@ class TraceResult:
 
     def notes(self) -> list[str]:
         out = []
+        if self.tampered:
+            out.append(
+                "the traced program wrote into the trace buffer's header: its counts and "
+                "records may be forged (the tool kept its own bounds)"
+            )
         if self.counters["dropped"]:
             out.append(
                 f"{self.counters['dropped']:,} locked traps did not fit in the buffer: "
@@ -136,8 +142,9 @@ def collect(
     mapping: Callable[[int, int], Mapping | None],
     comm: Callable[[int], str | None],
     programs: int | None = None,
+    tampered: bool = False,
 ) -> TraceResult:
-    result = TraceResult(mechanism, reason, counters, programs=programs)
+    result = TraceResult(mechanism, reason, counters, programs=programs, tampered=tampered)
     by_place: dict[str, TraceSite] = {}
     for r in records:
         try:

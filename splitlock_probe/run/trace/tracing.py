@@ -70,6 +70,7 @@ class Tracing:
             tracker.mapping,
             tracker.comm,
             tracker.execs,
+            self.buffer.tampered(),
         )
 
     def close(self) -> None:
