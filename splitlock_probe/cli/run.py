@@ -49,6 +49,12 @@ RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_ar
     help="Exit 4 without running the command unless these detectors can run here "
     f"({', '.join([*RUN_DETECTORS, TRACE])}, or {ANY}: at least one).",
 )
+@click.option(
+    "--exit-with-command",
+    is_flag=True,
+    help="Stop following when COMMAND itself exits, and say how many of its descendants "
+    "were still alive. [default: wait for the whole tree it started, as its subreaper]",
+)
 @output_options(
     junit="a case for the command, and one per trap site (kernel log or --trace)", stream="stderr"
 )
@@ -59,6 +65,7 @@ def run(
     fail_on: str,
     trace: str | None,
     required: tuple[str, ...],
+    exit_with_command: bool,
     command: tuple[str, ...],
     **outputs: Any,
 ) -> None:
@@ -92,6 +99,8 @@ def run(
     no detector could see them or --trace missed programs of the tree (a gate
     that saw nothing does not pass); else 0.
     """
+    import dataclasses
+
     from splitlock_probe.host import state as host_state
     from splitlock_probe.report.outputs import emit
     from splitlock_probe.report.reports import RunReport
@@ -103,6 +112,7 @@ def run(
     request, detectors = prepare(
         command, split_values(detect), fail_on, trace, split_values(required), state
     )
+    request = dataclasses.replace(request, exit_with_command=exit_with_command)
     result = run_command(request, state, detectors)
     emit(RunReport(result), wanted, stderr=True)
     raise SystemExit(result.exit_status())

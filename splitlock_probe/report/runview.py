@@ -60,6 +60,17 @@ def notes(result: RunResult) -> list[str]:
         out.append(f"counters: {result.counter_error}")
     if result.counters_scaled:
         out.append("counters were multiplexed; counts are scaled estimates")
+    if result.descendants_left:
+        why = "--exit-with-command" if result.request.exit_with_command else "interrupted"
+        ac = (
+            "; they keep the alignment check on (the agent lives in them)"
+            if result.trace is not None and result.trace.mechanism == "agent"
+            else ""
+        )
+        out.append(
+            f"{result.descendants_left:,} descendants of the command were still alive when "
+            f"run stopped following ({why}): what they do after that is not seen{ac}"
+        )
     if result.trace is not None:
         out.extend(f"trace: {n}" for n in result.trace.notes())
     return out
@@ -139,10 +150,11 @@ def run_document(result: RunResult) -> dict[str, Any]:
         "summary": {
             "split": result.split,
             "hazard": result.hazard,
-            "threads": len(result.threads),
+            "threads": result.thread_count,
             "counted": result.counted,
             "penalty_ms_at_least": result.penalty_ms,
             "fail_on": result.request.fail_on,
+            "descendants_left": result.descendants_left,
             "exit_status": result.exit_status(),
         },
     }
@@ -211,9 +223,9 @@ def verdict_line(result: RunResult) -> str:
 def _traced(result: RunResult, kind: str) -> str:
     t = result.trace
     assert t is not None
-    chosen = [s for s in t.sites if s.kind == kind]
-    n = sum(s.split if kind == "split" else s.hazard for s in chosen)
-    return f"{n:,} traced at {len(chosen)} site(s)"
+    n = t.split if kind == "split" else t.hazard  # the JSON's numbers, from one place
+    sites = t.sites_with(kind)
+    return f"{n:,} traced at {sites:,} site{'' if sites == 1 else 's'}"
 
 
 def draw_trace(result: RunResult, console: Console) -> None:

@@ -26,6 +26,7 @@ class RunRequest:
     fail_on: str = "none"  # none | split | hazard
     poll_s: float = POLL_S
     trace: str | None = None  # auto | agent | ptrace: trace alignment traps
+    exit_with_command: bool = False  # stop following when the command exits, not its tree
 
 
 @dataclass
@@ -100,6 +101,8 @@ class RunResult:
     rusage: dict[str, float] = field(default_factory=dict)
     forwarded: list[str] = field(default_factory=list)
     interrupted: bool = False  # the terminal (or someone) sent us SIGINT/SIGTERM
+    descendants_left: int = 0  # of the command's tree, still alive when we stopped
+    traced_tasks_left: int = 0  # ptrace: tasks of the tree still traced
     trace: TraceResult | None = None  # run --trace: the alignment-trap sites
 
     @property
@@ -108,6 +111,12 @@ class RunResult:
             SPLIT_LOCK: sum(t.split_lock for t in self.threads.values()),
             BUS_LOCK: sum(t.bus_lock for t in self.threads.values()),
         }
+
+    @property
+    def thread_count(self) -> int:
+        """Threads seen split-locking: named by the kernel, or traced."""
+        traced = self.trace.threads if self.trace is not None else set()
+        return len(set(self.threads) | traced)
 
     @property
     def counted(self) -> int | None:

@@ -21,6 +21,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import psutil
+
 from splitlock_probe.detectors import Availability
 from splitlock_probe.host.kmsg.messages import TrapEvent
 from splitlock_probe.host.kmsg.source import KernelLog
@@ -160,8 +162,34 @@ class _Loop:
         record.add(event, self.tracker.locate(event.pid, event.ip))
 
 
+def _descendants(ptrace: Tracer | None, result: RunResult) -> int:
+    """Descendants of the command still alive. As subreaper we adopt every orphan,
+    so none is alive exactly when we have no child left."""
+    if ptrace is not None:
+        return result.traced_tasks_left
+    try:
+        return len(psutil.Process().children(recursive=True))
+    except psutil.Error:
+        return 0
+
+
+def _tree_goes_on(request: RunRequest, result: RunResult, ptrace: Tracer | None) -> bool:
+    """After the command's own exit: wait on while its descendants live, unless
+    --exit-with-command, or a Ctrl-C/SIGTERM came (their report is owed now)."""
+    if request.exit_with_command or result.interrupted:
+        return False
+    if ptrace is not None:
+        return result.traced_tasks_left > 0
+    try:  # a child of ours, exited or not: the tree is not done
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def _wait_traced(tracer: Tracer, timeout_s: float, result: RunResult) -> None:
     info = tracer.poll(timeout_s)
+    result.traced_tasks_left = info.tasks_now
     if info.done:
         result.exit = Exit.from_status(info.status)
         result.rusage = _rusage(
@@ -221,7 +249,7 @@ def run_command(
         result.tracking = tracker.method
         loop = _Loop(result, log, tracker)
         ptrace = tracing.tracer if tracing is not None else None
-        while result.exit is None:
+        while result.exit is None or _tree_goes_on(request, result, ptrace):
             if ptrace is not None:  # the tracer waits for the tree; we only pass signals on
                 _wait_traced(ptrace, request.poll_s, result)
                 info = signal.sigtimedwait(FORWARDED, 0)
@@ -234,6 +262,7 @@ def run_command(
                     _forward(info, child.pid, result)
             loop.drain()
         result.elapsed_s = time.monotonic() - t0
+        result.descendants_left = _descendants(ptrace, result)
         if ptrace is not None:
             ptrace.release()
         _read_counters(result, groups)

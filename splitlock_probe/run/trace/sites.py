@@ -87,6 +87,16 @@ class TraceResult:
     def hazard(self) -> int:
         return sum(s.hazard for s in self.sites)
 
+    def sites_with(self, kind: str) -> int:
+        """Sites where `kind` (split or hazard) was traced at least once; a site
+        can have both, at different placements of its data."""
+        return sum(1 for s in self.sites if (s.split if kind == SPLIT else s.hazard))
+
+    @property
+    def threads(self) -> set[int]:
+        """Every thread the tracer saw do a misaligned locked op."""
+        return {tid for s in self.sites for tid in s.threads}
+
     @property
     def unlocked(self) -> int:
         """Alignment traps of instructions that were not locked: ignored, counted."""
