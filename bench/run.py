@@ -222,6 +222,38 @@ def scans_under_load(count: int = 20) -> dict[str, Any]:
     return {"scans": count, "agreeing": agreeing, "max_s": max(seconds)}
 
 
+def _million_line_log(path: Path, lines: int) -> None:
+    """Trap lines of `lines` distinct threads: the worst case for per-process tables."""
+    with path.open("w") as f:
+        for i in range(lines):
+            f.write(
+                f"[{i // 1000}.{i % 1000:06d}] x86/split lock detection: #AC: worker-{i % 977}/"
+                f"{1 + i % 4_000_000} took a split_lock trap at address: 0x{0x401000 + i % 64:x}\n"
+            )
+
+
+def _peak_rss_mb(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one run of the tool."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, args
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def big_logs() -> dict[str, Any]:
+    """log over 1,000,000 lines: memory bounded, time linear (against 250,000)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    for lines in (250_000, 1_000_000):
+        path = OUT / f"log-{lines}.txt"
+        if not path.exists():
+            _million_line_log(path, lines)
+        wall_s, rss = _peak_rss_mb(["log", "--file", str(path), "--json", "-o", os.devnull])
+        out[str(lines)] = {"wall_s": wall_s, "peak_rss_mb": rss}
+    return out
+
+
 def main() -> int:
     results = {
         "latency": latency(),
@@ -231,6 +263,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
     }
     results["wrapping"] = wrapping(OUT / "big-kmsg.txt")
+    results["big_logs"] = big_logs()
     results["tracing"] = tracing()
     wr, tr = results["wrapping"], results["tracing"]
     run_ratio = wr["loop_under_run_s"] / wr["loop_bare_s"]
@@ -302,6 +335,19 @@ def main() -> int:
             "<= 1",
         ),
     ]
+    big = results["big_logs"]
+    linear = (big["1000000"]["wall_s"] / big["250000"]["wall_s"]) / 4
+    checks.append(
+        (
+            "log of 1,000,000 lines: peak RSS / 200 MB",
+            big["1000000"]["peak_rss_mb"] / 200,
+            big["1000000"]["peak_rss_mb"] <= 200,
+            "<= 1",
+        )
+    )
+    checks.append(
+        ("log: time per line, 1,000,000 / 250,000 lines", linear, linear <= 1.5, "<= 1.5")
+    )
     for mechanism in ("agent", "ptrace"):
         m = tr[mechanism]
         ratio = m["tool_us_per_trap"] / m["raw_us_per_trap"]

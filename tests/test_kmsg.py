@@ -178,3 +178,21 @@ def test_garbage_never_raises() -> None:
     t = LogTally()
     t.feed(["", "\x00\xff", "[", "4,x,y;", "<99999999999>", " KEY=1", "2026-13-45T99:99:99 x"])
     assert t.counts() == {SPLIT_LOCK: 0, BUS_LOCK: 0}
+
+
+def test_the_tally_stays_bounded_and_its_totals_stay_true() -> None:
+    from splitlock_probe.host.kmsg import tally as t
+
+    tally = LogTally()
+    n = t.MAX_EVENTS + t.MAX_PROCESSES + 500
+    for i in range(n):
+        tally.feed_line(f"#AC: w/{1 + i} took a split_lock trap at address: 0x{0x1000 + i:x}")
+    assert len(tally.events) == t.MAX_EVENTS and tally.events_dropped == n - t.MAX_EVENTS
+    assert len(tally.processes) == t.MAX_PROCESSES
+    assert tally.processes_aged_out == n - t.MAX_PROCESSES
+    assert tally.counts()["split_lock"] == n  # the aged-out ones still count
+    one = LogTally()
+    for i in range(t.MAX_SITES + 10):
+        one.feed_line(f"#AC: w/7 took a split_lock trap at address: 0x{0x1000 + i:x}")
+    (proc,) = one.processes.values()
+    assert len(proc.ips) == t.MAX_SITES and proc.other_ips == 10

@@ -316,3 +316,38 @@ def test_one_count_for_a_site_that_both_splits_and_is_a_hazard(programs: Path) -
     ).stderr  # fmt: skip
     said = " ".join(text.split())
     assert "3 traced at 1 site" in said and "hazards: 2 traced at 1 site" in said
+
+
+def test_ptrace_cannot_trace_a_tracer() -> None:
+    r = subprocess.run([sys.executable, "-m", "splitlock_probe", "run", "--trace=ptrace", "--",
+                        "strace", "true"], capture_output=True, text=True, cwd=REPO,
+                       check=False)  # fmt: skip
+    assert r.returncode == 2 and "a process has one tracer" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="installing a set-user-ID root program needs root")
+def test_a_set_user_id_program_traced_unprivileged_is_said_to_lose_its_privileges(
+    programs: Path, run_unprivileged: Any
+) -> None:
+    where = Path(tempfile.mkdtemp(prefix="splitlock-suid-"))  # a place uid 65534 can reach
+    try:
+        where.chmod(0o755)
+        prog = where / "setuidcheck"
+        shutil.copy(programs / "setuidcheck", prog)
+        prog.chmod(0o4755)
+        if subprocess.run([str(prog)], preexec_fn=_drop, check=False).returncode != 0:
+            pytest.skip("this file system ignores set-user-ID (mounted nosuid)")
+        done = run_unprivileged("run", "--trace", "--json", "--", str(prog))
+        doc = json.loads(done.stderr)
+        assert done.returncode == 42  # what the program says it ran as: no privileges
+        trace = doc["trace"]
+        assert trace["mechanism"] == "ptrace" and trace["privileges_dropped"] is True
+        assert any("without those privileges" in n for n in trace["notes"])
+    finally:
+        shutil.rmtree(where)
+
+
+def _drop() -> None:
+    from tests.conftest import drop_to_nobody
+
+    drop_to_nobody()

@@ -33,6 +33,16 @@ def notes(tally: LogTally, read: LogRead | None = None) -> list[str]:
             "#AC lines come once per thread: split-lock counts are threads that "
             "split-locked, not split locks (hardware counters give true counts)"
         )
+    if tally.events_dropped:
+        out.append(
+            f"{tally.events_dropped:,} events beyond the first {len(tally.events):,} are "
+            "counted, not listed"
+        )
+    if tally.processes_aged_out:
+        out.append(
+            f"{tally.processes_aged_out:,} processes seen longest ago aged out of the table; "
+            "their events stay in the counts"
+        )
     if tally.malformed:
         lines = "line" if tally.malformed == 1 else "lines"
         out.append(f"skipped {tally.malformed} trap {lines} that could not be parsed")

@@ -175,6 +175,7 @@ def trace_section(result: RunResult) -> dict[str, Any]:
         "programs": t.programs,
         "untraced_programs": t.untraced,
         "buffer_tampered": t.tampered,
+        "privileges_dropped": t.privileges_dropped,
         "ac_rearmed": t.counters["lost_ac"],
         "undecodable": t.undecodable,
         "split": t.split,

@@ -1,8 +1,14 @@
 """Counting what a kernel log says: events, per-process counts, suppressed
-lines, the mode the boot banner announced, and lines that did not parse."""
+lines, the mode the boot banner announced, and lines that did not parse.
+
+Memory stays bounded however long the log: at most MAX_EVENTS events are
+kept for the document (the rest counted), at most MAX_PROCESSES processes
+(the one seen longest ago ages out, its counts staying in the totals), and
+at most MAX_SITES trap addresses per process (the rest counted together)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +34,7 @@ class ProcessCount:
     split_lock: int = 0
     bus_lock: int = 0
     ips: dict[int, int] = field(default_factory=dict)  # trap address -> count
+    other_ips: int = 0  # traps at addresses beyond MAX_SITES
 
     @property
     def total(self) -> int:
@@ -43,10 +50,18 @@ class ProcessCount:
         }
 
 
+MAX_EVENTS = 20_000  # beyond it, counted: a document of 20,000 events is ~5 MB
+MAX_PROCESSES = 10_000
+MAX_SITES = 64
+
+
 @dataclass
 class LogTally:
     events: list[TrapEvent] = field(default_factory=list)
-    processes: dict[tuple[str, int], ProcessCount] = field(default_factory=dict)
+    processes: OrderedDict[tuple[str, int], ProcessCount] = field(default_factory=OrderedDict)
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    events_dropped: int = 0  # events beyond MAX_EVENTS: counted, not kept
+    processes_aged_out: int = 0
     suppressed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     banner: Banner | None = None  # the last boot banner seen
     lines: int = 0
@@ -80,19 +95,30 @@ class LogTally:
             self.feed_line(raw)
 
     def add(self, event: TrapEvent) -> None:
+        self.totals[event.kind] += 1
         if self.keep_events:
-            self.events.append(event)
+            if len(self.events) < MAX_EVENTS:
+                self.events.append(event)
+            else:
+                self.events_dropped += 1
         if not self.per_process:
             return
         key = (event.comm, event.pid)
-        proc = self.processes.get(key)
+        proc = self.processes.pop(key, None)
         if proc is None:
-            proc = self.processes[key] = ProcessCount(event.comm, event.pid, event.guest)
+            proc = ProcessCount(event.comm, event.pid, event.guest)
+        self.processes[key] = proc  # the most recently seen last
+        if len(self.processes) > MAX_PROCESSES:
+            self.processes.popitem(last=False)
+            self.processes_aged_out += 1
         if event.kind == SPLIT_LOCK:
             proc.split_lock += 1
         else:
             proc.bus_lock += 1
-        proc.ips[event.ip] = proc.ips.get(event.ip, 0) + 1
+        if event.ip in proc.ips or len(proc.ips) < MAX_SITES:
+            proc.ips[event.ip] = proc.ips.get(event.ip, 0) + 1
+        else:
+            proc.other_ips += 1
 
     @property
     def mode(self) -> str | None:
@@ -103,8 +129,5 @@ class LogTally:
         return sorted(self.processes.values(), key=lambda p: (-p.total, p.comm, p.pid))
 
     def counts(self) -> dict[str, int]:
-        procs = self.processes.values()
-        return {
-            SPLIT_LOCK: sum(p.split_lock for p in procs),
-            BUS_LOCK: sum(p.bus_lock for p in procs),
-        }
+        """Every event read, including those of processes that aged out."""
+        return dict(self.totals)

@@ -65,6 +65,7 @@ class TraceResult:
     undecodable: list[str] = field(default_factory=list)
     programs: int | None = None  # programs the tree exec'd (task records); None: unknown
     tampered: bool = False  # the traced program wrote into the trace buffer's header
+    privileges_dropped: bool = False  # ptrace ran a set-user-ID program without its privileges
 
     @property
     def untraced(self) -> int | None:
@@ -104,6 +105,12 @@ class TraceResult:
 
     def notes(self) -> list[str]:
         out = []
+        if self.privileges_dropped:
+            out.append(
+                "the command is set-user-ID (or set-group-ID): traced by an unprivileged "
+                "ptrace, it ran without those privileges, and may behave otherwise than "
+                "untraced (run as root to trace it as it is)"
+            )
         if self.tampered:
             out.append(
                 "the traced program wrote into the trace buffer's header: its counts and "
@@ -153,8 +160,12 @@ def collect(
     comm: Callable[[int], str | None],
     programs: int | None = None,
     tampered: bool = False,
+    privileges_dropped: bool = False,
 ) -> TraceResult:
-    result = TraceResult(mechanism, reason, counters, programs=programs, tampered=tampered)
+    result = TraceResult(
+        mechanism, reason, counters, programs=programs, tampered=tampered,
+        privileges_dropped=privileges_dropped,
+    )  # fmt: skip
     by_place: dict[str, TraceSite] = {}
     for r in records:
         try:

@@ -4,6 +4,8 @@ environment or the ptrace tracer, then the sites the records show."""
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -26,6 +28,23 @@ class TrackerView(Protocol):
     def execs(self) -> int | None: ...
 
 
+# Programs that are tracers themselves: a process has one tracer, so under
+# --trace ptrace they cannot attach to their own children.
+PTRACE_USERS = frozenset({"strace", "ltrace", "gdb", "rr", "lldb"})
+
+
+def privileges_dropped(argv: Sequence[str]) -> bool:
+    """Would ptrace make this set-user-ID (or -group-ID) program run without its
+    privileges? The kernel ignores the bits when an unprivileged tracer execs it."""
+    path = shutil.which(argv[0]) if argv else None
+    if path is None or os.geteuid() == 0:
+        return False
+    st = os.stat(path)
+    setuid = bool(st.st_mode & stat.S_ISUID) and st.st_uid != os.geteuid()
+    setgid = bool(st.st_mode & stat.S_ISGID) and st.st_gid not in {os.getegid(), *os.getgroups()}
+    return setuid or setgid
+
+
 class Tracing:
     def __init__(self, argv: Sequence[str], wanted: str) -> None:
         self.agent = agent_library()
@@ -34,6 +53,15 @@ class Tracing:
             from splitlock_probe.errors import UnsupportedHost
 
             raise UnsupportedHost("the trace agent was not built; reinstall, or --trace ptrace")
+        name = os.path.basename(argv[0]) if argv else ""
+        if self.mechanism == PTRACE and name in PTRACE_USERS:
+            from splitlock_probe.errors import UsageError
+
+            raise UsageError(
+                f"--trace ptrace cannot run {name}: a process has one tracer, and {name} "
+                "must be its children's; use --trace agent"
+            )
+        self.privileges_dropped = self.mechanism == PTRACE and privileges_dropped(argv)
         self.buffer = TrapBuffer()
         self.tracer: Tracer | None = None
 
@@ -71,6 +99,7 @@ class Tracing:
             tracker.comm,
             tracker.execs,
             self.buffer.tampered(),
+            self.privileges_dropped,
         )
 
     def close(self) -> None:
