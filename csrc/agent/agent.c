@@ -10,7 +10,9 @@
  * tool decodes the records; this file only tells locked from unlocked.
  *
  * The program's own SIGBUS and SIGTRAP stay its own: sigaction() and
- * signal() are wrapped, so its handlers are kept here and called for every
+ * signal() (and __sysv_signal, sysv_signal, bsd_signal, ssignal, sigset,
+ * __sigaction: every libc way into the signal table) are wrapped, so its
+ * handlers are kept here and called for every
  * signal that is not our trap; with none, the default action happens as it
  * would without us. sigprocmask() and pthread_sigmask() never block the two
  * (a blocked fault signal would kill the program).
@@ -224,16 +226,67 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
     return 0;
 }
 
-sighandler_t signal(int sig, sighandler_t handler)
+int __sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    return sigaction(sig, act, old);
+}
+
+/* Every other way into the signal table goes through sigaction above, with
+ * the semantics each entry point has in glibc. */
+static sighandler_t install(int sig, sighandler_t handler, int flags)
 {
     struct sigaction act, old;
 
     memset(&act, 0, sizeof(act));
     act.sa_handler = handler;
-    act.sa_flags = SA_RESTART;
+    act.sa_flags = flags;
     if (sigaction(sig, &act, &old) != 0)
         return SIG_ERR;
     return old.sa_handler;
+}
+
+sighandler_t signal(int sig, sighandler_t handler)
+{
+    return install(sig, handler, SA_RESTART); /* BSD semantics, glibc's default */
+}
+
+sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+    return install(sig, handler, SA_RESTART);
+}
+
+sighandler_t ssignal(int sig, sighandler_t handler)
+{
+    return install(sig, handler, SA_RESTART);
+}
+
+/* What signal() becomes under strict ISO C (-std=c11, no _DEFAULT_SOURCE):
+ * System V semantics. Debian's zstd installs its SIGBUS handler this way. */
+sighandler_t __sysv_signal(int sig, sighandler_t handler)
+{
+    return install(sig, handler, SA_RESETHAND | SA_NODEFER);
+}
+
+sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+    return install(sig, handler, SA_RESETHAND | SA_NODEFER);
+}
+
+sighandler_t sigset(int sig, sighandler_t handler)
+{
+    sigset_t one;
+
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    if (handler == SIG_HOLD) { /* block it; ours are never blocked (see sigprocmask) */
+        struct sigaction old;
+        sigprocmask(SIG_BLOCK, &one, NULL);
+        return sigaction(sig, NULL, &old) == 0 ? old.sa_handler : SIG_ERR;
+    }
+    sighandler_t old = install(sig, handler, 0);
+    if (old != SIG_ERR)
+        sigprocmask(SIG_UNBLOCK, &one, NULL);
+    return old;
 }
 
 static const sigset_t *without_ours(int how, const sigset_t *set, sigset_t *copy)
