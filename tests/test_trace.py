@@ -356,9 +356,9 @@ def _drop() -> None:
 def test_signal_under_strict_iso_c_keeps_the_agents_handler(tmp_path: Path) -> None:
     """glibc routes signal() to __sysv_signal under -std=c11: it used to replace
     the agent's SIGBUS handler (zstd: "Caught UNKNOWN signal", exit 135)."""
-    prog = tmp_path / "sysvsig"
-    subprocess.run(["gcc", "-std=c11", "-O2", "-Wall", "-Wextra", "-o", str(prog),
-                    str(REPO / "tests" / "progs" / "strict" / "sysvsig.c")], check=True)  # fmt: skip
+    prog, source = tmp_path / "sysvsig", REPO / "tests" / "progs" / "strict" / "sysvsig.c"
+    subprocess.run(["gcc", "-std=c11", "-O2", "-Wall", "-Wextra", "-o", str(prog), str(source)],
+                   check=True)  # fmt: skip
     nm = subprocess.run(["nm", "-D", str(prog)], capture_output=True, text=True).stdout
     assert "__sysv_signal" in nm  # the program really takes that way in
     r, doc = traced("--trace=agent", "--", str(prog))
