@@ -105,13 +105,19 @@ static void pass_on(int sig, siginfo_t *si, void *uctx)
             raise(sig);
         return;
     }
-    /* Its handler is traced like the rest of it, so it must be able to take
-     * our SIGBUS; and a longjmp out of it must leave AC on. */
-    sigset_t both;
-    sigemptyset(&both);
-    sigaddset(&both, SIGBUS);
-    sigaddset(&both, SIGTRAP);
-    real_pthread_sigmask(SIG_UNBLOCK, &both, NULL);
+    /* Its handler runs with the mask it would have had without us (ours blocks
+     * everything): the interrupted code's, its sa_mask, and the signal itself
+     * unless SA_NODEFER. It is traced like the rest of the program, so it must
+     * be able to take our SIGBUS; and a longjmp out of it must leave AC on. */
+    sigset_t mask = ((ucontext_t *)uctx)->uc_sigmask;
+    for (int s = 1; s < NSIG; s++)
+        if (sigismember(&p->sa_mask, s) == 1)
+            sigaddset(&mask, s);
+    if (!(p->sa_flags & SA_NODEFER))
+        sigaddset(&mask, sig);
+    sigdelset(&mask, SIGBUS);
+    sigdelset(&mask, SIGTRAP);
+    real_pthread_sigmask(SIG_SETMASK, &mask, NULL);
     set_ac();
     if (p->sa_flags & SA_SIGINFO)
         p->sa_sigaction(sig, si, uctx);
@@ -192,7 +198,9 @@ __attribute__((visibility("hidden"), used)) void sla_trap_handler(int sig, sigin
     ucontext_t *uc = uctx;
     greg_t *g = uc->uc_mcontext.gregs;
 
-    if (stepping && si->si_code == TRAP_TRACE) {
+    /* Ours by its state, not only by si_code: we set TF and are stepping, and the
+     * kernel (not kill()) sent it. Some single steps arrive as TRAP_BRKPT. */
+    if (stepping && si->si_code > 0 && ((uint64_t)g[REG_EFL] & EFLAGS_TF)) {
         g[REG_EFL] = (greg_t)(((uint64_t)g[REG_EFL] | EFLAGS_AC) & ~EFLAGS_TF);
         stepping = 0;
         return;
@@ -464,7 +472,11 @@ __attribute__((constructor)) static void sla_start(void)
     records = (struct slt_record *)(h + 1);
     memset(&sa, 0, sizeof(sa));
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
+    /* Every signal blocked while ours run: otherwise a pending one is delivered
+     * on top of our SIGBUS entry, before AC is cleared and with SIGBUS blocked,
+     * and the program's handler dies of its first misaligned access. Pending
+     * signals come after our handler returns, with AC off. */
+    sigfillset(&sa.sa_mask);
     /* What the program inherited across exec stays its own. */
     real_sigaction(SIGBUS, NULL, &program_bus);
     real_sigaction(SIGTRAP, NULL, &program_trap);
