@@ -254,6 +254,33 @@ def big_logs() -> dict[str, Any]:
     return out
 
 
+def split_cost(rounds: int = 5) -> dict[str, Any]:
+    """cost's split p50 against the C reference's single-op loop, alternating;
+    and how long the quick and the full measurement take."""
+    exe = reference_binary()
+    ref, tool = [], []
+    for _ in range(rounds):
+        r = json.loads(subprocess.run([str(exe)], capture_output=True, text=True).stdout)
+        ref.append(r["split_single_p50"])
+        out = subprocess.run([*CLI, "cost", "--quick", "--json"], capture_output=True, text=True)
+        tool.append(json.loads(out.stdout)["split_cycles"]["p50"])
+    quick = json.loads(
+        subprocess.run([*CLI, "cost", "--quick", "--json"], capture_output=True, text=True).stdout
+    )
+    began = time.perf_counter()
+    subprocess.run([*CLI, "cost", "--json"], capture_output=True, text=True, check=True)
+    full_s = time.perf_counter() - began
+    t, r = statistics.median(tool), statistics.median(ref)
+    return {
+        "tool_p50_cycles": t,
+        "reference_p50_cycles": r,
+        "ratio": t / r,
+        "quick_s": quick["elapsed_s"],
+        "full_s": full_s,
+        "class": quick["class"],
+    }
+
+
 def main() -> int:
     results = {
         "latency": latency(),
@@ -264,6 +291,7 @@ def main() -> int:
     }
     results["wrapping"] = wrapping(OUT / "big-kmsg.txt")
     results["big_logs"] = big_logs()
+    results["split_cost"] = split_cost()
     results["tracing"] = tracing()
     wr, tr = results["wrapping"], results["tracing"]
     run_ratio = wr["loop_under_run_s"] / wr["loop_bare_s"]
@@ -335,6 +363,14 @@ def main() -> int:
             "<= 1",
         ),
     ]
+    sc = results["split_cost"]
+    checks.append(
+        ("cost: split p50 vs C single-op loop", sc["ratio"], 0.8 <= sc["ratio"] <= 1.25,
+         "0.8x-1.25x")
+    )  # fmt: skip
+    checks.append(("cost: quick measurement / 0.3 s", sc["quick_s"] / 0.3, sc["quick_s"] <= 0.3,
+                   "<= 1"))  # fmt: skip
+    checks.append(("cost: full measurement / 10 s", sc["full_s"] / 10, sc["full_s"] <= 10, "<= 1"))
     big = results["big_logs"]
     linear = (big["1000000"]["wall_s"] / big["250000"]["wall_s"]) / 4
     checks.append(

@@ -17,6 +17,7 @@ SOURCES = [
     "ops.c",
     "trap.c",
     "timing.c",
+    "cost.c",
     "arena.c",
     "layouts.c",
     "perf.c",

@@ -93,6 +93,33 @@ int slp_trap(const struct slp_op *op, void *addr, struct slp_fault *fault);
 /* TSC frequency, measured against CLOCK_MONOTONIC_RAW over `ms` ms. */
 int slp_tsc_hz(uint32_t ms, double *hz);
 
+/* Single ops timed one at a time (fenced), split and aligned interleaved,
+ * `spacing_ns` of sleep after each pair, until n pairs or budget_cycles.
+ * *done pairs were timed; SLP_EFAULT when a fault stopped them. */
+int slp_cost_sample(const struct slp_op *op, void *split_addr, void *aligned_addr,
+                    uint32_t n, uint64_t budget_cycles, uint64_t spacing_ns,
+                    uint64_t *split_cycles, uint64_t *aligned_cycles, uint32_t *done,
+                    struct slp_fault *fault);
+
+#define SLP_VICTIM_STREAM 0    /* the victim copies memory beyond L2 */
+#define SLP_VICTIM_ATOMIC 1    /* the victim runs aligned lock xadd on its own line */
+#define SLP_NEIGHBOUR_IDLE 0   /* the aggressor runs nothing */
+#define SLP_NEIGHBOUR_ALIGNED 1 /* the aggressor runs the op aligned */
+#define SLP_NEIGHBOUR_SPLIT 2  /* the aggressor runs the op split */
+
+struct slp_neighbour_result {
+    uint64_t victim_units;   /* bytes copied or atomic ops done by the victim */
+    uint64_t aggressor_ops;  /* locked ops the aggressor ran */
+    uint64_t elapsed_ns;
+};
+
+/* A victim thread pinned to victim_cpu beside an aggressor pinned to
+ * aggressor_cpu, for ms milliseconds. SLP_ESYS (errno) when a CPU cannot
+ * be had. */
+int slp_neighbour(const struct slp_op *op, void *split_addr, void *aligned_addr,
+                  int victim_cpu, int aggressor_cpu, int victim_kind, int aggressor_kind,
+                  uint32_t ms, struct slp_neighbour_result *out);
+
 /* Arena: `pages` read-write pages between two PROT_NONE guard pages. */
 int slp_arena_map(size_t pages, void **base);
 int slp_arena_unmap(void *base, size_t pages);

@@ -15,31 +15,17 @@
 
 #include "guard.h"
 #include "ops.h"
+#include "tsc.h"
 
 #if SLP_HAS_X86_64
 
 #define MAX_AUTO_ITERATIONS (1ULL << 24)
 
-static inline uint64_t tsc_begin(void)
-{
-    uint32_t lo, hi;
-    __asm__ __volatile__("lfence\n\trdtsc\n\tlfence" : "=a"(lo), "=d"(hi) : : "memory");
-    return ((uint64_t)hi << 32) | lo;
-}
-
-static inline uint64_t tsc_end(void)
-{
-    uint32_t lo, hi, aux;
-    __asm__ __volatile__("rdtscp\n\tlfence" : "=a"(lo), "=d"(hi), "=c"(aux) : : "memory");
-    (void)aux;
-    return ((uint64_t)hi << 32) | lo;
-}
-
 static uint64_t time_batch(slp_loop_fn fn, void *addr, int64_t bit, uint64_t n)
 {
-    uint64_t t0 = tsc_begin();
+    uint64_t t0 = slp_tsc_begin();
     fn(addr, bit, n);
-    return tsc_end() - t0;
+    return slp_tsc_end() - t0;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -98,13 +84,13 @@ int slp_tsc_hz(uint32_t ms, double *hz)
         return SLP_EINVAL;
     if (clock_gettime(CLOCK_MONOTONIC_RAW, &t0) != 0)
         return SLP_ESYS;
-    c0 = tsc_begin();
+    c0 = slp_tsc_begin();
     do {
         if (clock_gettime(CLOCK_MONOTONIC_RAW, &t1) != 0)
             return SLP_ESYS;
         elapsed = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     } while (elapsed < (double)ms * 1e-3);
-    c1 = tsc_end();
+    c1 = slp_tsc_end();
     *hz = (double)(c1 - c0) / elapsed;
     return SLP_OK;
 }

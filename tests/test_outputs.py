@@ -58,6 +58,7 @@ def commands(scans: dict[str, Path]) -> dict[str, tuple[Any, list[str]]]:
         "primitives": (reports.PrimitivesReport, ["primitives"]),
         "run": (reports.RunReport, ["run", "--", "true"]),
         "watch": (reports.WatchReport, ["watch", "--once", "--interval", "0.05"]),
+        "cost": (reports.CostReport, ["cost", "--quick"]),
     }
 
 

@@ -15,6 +15,7 @@ import click
 
 from splitlock_probe import __version__
 from splitlock_probe.cli.compare import compare
+from splitlock_probe.cli.cost import cost
 from splitlock_probe.cli.host import host
 from splitlock_probe.cli.log import log
 from splitlock_probe.cli.options import CONTEXT, say
@@ -73,6 +74,7 @@ def cli() -> None:
       splitlock-probe scan -p patched --fail-on split   the CI gate
       splitlock-probe probe --op btsq --offset 60       one op, one offset
       splitlock-probe host                      can this host trap split locks?
+      splitlock-probe cost                      what a split lock costs here, and who charges
       splitlock-probe log                       who split-locked on this host
       splitlock-probe run --trace -- ./tests    which locked ops of a program are misaligned
       splitlock-probe watch                     the whole host, live (Prometheus export)
@@ -89,5 +91,5 @@ def cli() -> None:
     """
 
 
-for command in (scan, probe, host, log, run, watch, primitives, compare):
+for command in (scan, probe, host, cost, log, run, watch, primitives, compare):
     cli.add_command(command)

@@ -25,10 +25,12 @@ def host(events: tuple[str, ...], **outputs: Any) -> None:
     """
     from splitlock_probe.detectors.availability import detector_availability
     from splitlock_probe.host import state as host_state
+    from splitlock_probe.host.cost import quick_here
     from splitlock_probe.report.outputs import emit
     from splitlock_probe.report.reports import HostReport
 
     wanted = targets(outputs)
     state = host_state.state(events)
-    emit(HostReport(state, detector_availability(state)), wanted)
+    cost, note = quick_here() if state.x86 else (None, "not measured: not an x86 CPU")
+    emit(HostReport(state, detector_availability(state), cost, note), wanted)
     raise SystemExit(int(state.exit_status()))

@@ -61,6 +61,7 @@ def probe(
       splitlock-probe probe --op btsq --offset 60 --bit 3
     """
     from splitlock_probe.host import state as host
+    from splitlock_probe.host.cost import quick_here
     from splitlock_probe.model.access import Form, primitive
     from splitlock_probe.native.probe import max_immediate
     from splitlock_probe.scan.pipeline import probe_once
@@ -82,10 +83,12 @@ def probe(
     settings = settings_for(
         state, split_values(detect), batches, iterations, timeout, None, split_values(required)
     )
+    lock_cost, lock_cost_note = quick_here()
     try:
         result = probe_once(prim, offset, bit, state, settings, fail_on)
     except PlanError as exc:
         raise UsageError(str(exc)) from None
+    result.lock_cost, result.lock_cost_note = lock_cost, lock_cost_note
     from splitlock_probe.report.outputs import emit
     from splitlock_probe.report.reports import ProbeReport
 

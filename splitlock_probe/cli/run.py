@@ -102,6 +102,7 @@ def run(
     import dataclasses
 
     from splitlock_probe.host import state as host_state
+    from splitlock_probe.host.cost import quick_here
     from splitlock_probe.report.outputs import emit
     from splitlock_probe.report.reports import RunReport
     from splitlock_probe.run.request import prepare
@@ -114,5 +115,7 @@ def run(
     )
     request = dataclasses.replace(request, exit_with_command=exit_with_command)
     result = run_command(request, state, detectors)
+    if result.trace is not None and result.trace.split:
+        result.lock_cost, _ = quick_here()  # what those split locks cost here
     emit(RunReport(result), wanted, stderr=True)
     raise SystemExit(result.exit_status())

@@ -134,6 +134,7 @@ def scan(
     by the alignment-check trap, and held against the model's prediction.
     """
     from splitlock_probe.host import state as host
+    from splitlock_probe.host.cost import quick_here
     from splitlock_probe.model.access import primitive
     from splitlock_probe.model.layouts import Span
     from splitlock_probe.native.probe import max_immediate
@@ -180,6 +181,7 @@ def scan(
     except PlanError as exc:
         raise UsageError(str(exc)) from None
     prepared = prepare(request, plan, state)
+    prepared.lock_cost, prepared.lock_cost_note = quick_here()  # before the log is watched
     notice = prepared.cost.notice(budget_given=budget is not None)
     if notice:
         say(notice)

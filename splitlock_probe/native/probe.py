@@ -171,3 +171,70 @@ def compiled_layout_fields() -> list[tuple[str, str, int, int]]:
         )
         for i in range(n)
     ]
+
+
+@dataclass(frozen=True)
+class CostSample:
+    """Single ops timed one at a time: TSC cycles of each, split and aligned."""
+
+    split: tuple[int, ...]
+    aligned: tuple[int, ...]
+    fault: Fault | None  # what stopped the sampling early, if anything
+
+
+def cost_sample(
+    primitive: Primitive,
+    split_address: Any,
+    aligned_address: Any,
+    n: int,
+    budget_cycles: int,
+    spacing_ns: int = 0,
+) -> CostSample:
+    """Up to n pairs (split, aligned), each op timed alone, within budget_cycles."""
+    ffi, lib = load()
+    split = ffi.new("uint64_t[]", n)
+    aligned = ffi.new("uint64_t[]", n)
+    done = ffi.new("uint32_t *")
+    fault = ffi.new("struct slp_fault *")
+    status = lib.slp_cost_sample(
+        _op(primitive, 0), split_address, aligned_address, n, budget_cycles, spacing_ns,
+        split, aligned, done, fault,
+    )  # fmt: skip
+    got = int(done[0])
+    caught = _fault(fault) if status == lib.SLP_EFAULT else None
+    if caught is None:
+        check(status, f"sampling {primitive.name}")
+    return CostSample(tuple(split[0:got]), tuple(aligned[0:got]), caught)
+
+
+@dataclass(frozen=True)
+class NeighbourRun:
+    victim_units: int  # bytes copied, or atomic ops done
+    aggressor_ops: int
+    elapsed_ns: int
+
+
+VICTIMS = {"stream": "SLP_VICTIM_STREAM", "atomic": "SLP_VICTIM_ATOMIC"}
+AGGRESSORS = {"idle": "SLP_NEIGHBOUR_IDLE", "aligned": "SLP_NEIGHBOUR_ALIGNED",
+              "split": "SLP_NEIGHBOUR_SPLIT"}  # fmt: skip
+
+
+def neighbour(
+    primitive: Primitive,
+    split_address: Any,
+    aligned_address: Any,
+    victim_cpu: int,
+    aggressor_cpu: int,
+    victim: str,
+    aggressor: str,
+    ms: int,
+) -> NeighbourRun:
+    """A victim on one CPU beside an aggressor on another, for ms milliseconds."""
+    ffi, lib = load()
+    out = ffi.new("struct slp_neighbour_result *")
+    status = lib.slp_neighbour(
+        _op(primitive, 0), split_address, aligned_address, victim_cpu, aggressor_cpu,
+        getattr(lib, VICTIMS[victim]), getattr(lib, AGGRESSORS[aggressor]), ms, out,
+    )  # fmt: skip
+    check(status, f"the neighbour test on CPUs {victim_cpu} and {aggressor_cpu}")
+    return NeighbourRun(int(out.victim_units), int(out.aggressor_ops), int(out.elapsed_ns))

@@ -13,10 +13,18 @@ from splitlock_probe.text import shown
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from splitlock_probe.host.cost import Cost
+
 HOST_SCHEMA = "splitlock-probe/host/v1"
 
 
-def host_document(state: HostState, detectors: dict[str, Availability]) -> dict[str, Any]:
+def host_document(
+    state: HostState,
+    detectors: dict[str, Availability],
+    cost: Cost | None = None,
+    cost_note: str | None = None,
+) -> dict[str, Any]:
+    from splitlock_probe.host.cost import as_dict
     from splitlock_probe.report.jsondoc import tool
 
     return {
@@ -30,6 +38,8 @@ def host_document(state: HostState, detectors: dict[str, Availability]) -> dict[
         "log": {"readable": state.log_readable, "reason": state.log_reason},
         "pmu": state.pmu.as_dict(),
         "detectors": {name: a.as_dict() for name, a in detectors.items()},
+        "cost": None if cost is None else as_dict(cost),
+        "cost_note": cost_note,
     }
 
 
@@ -41,7 +51,13 @@ def _yes(value: object) -> str:
     return str(value)
 
 
-def draw_host(state: HostState, detectors: dict[str, Availability], console: Console) -> None:
+def draw_host(
+    state: HostState,
+    detectors: dict[str, Availability],
+    console: Console,
+    cost: Cost | None = None,
+    cost_note: str | None = None,
+) -> None:
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -82,6 +98,11 @@ def draw_host(state: HostState, detectors: dict[str, Availability], console: Con
     t.add_row("counters", f"{events}; {'usable' if pmu.available else 'unusable'}: {pmu.reason}")
     for note in pmu.notes:
         t.add_row("", Text(note, style="yellow"))
+    if cost is not None:
+        klass, reason = cost.classification
+        t.add_row("split lock cost", Text(f"{klass}: {reason}", style="bold"))
+    else:
+        t.add_row("split lock cost", Text(cost_note or "not measured", style="dim"))
     console.print(t)
     d = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="detectors", title_justify="left")
     d.add_column("detector", style="bold")

@@ -20,6 +20,12 @@ SCAN_SCHEMA = "splitlock-probe/scan/v2"
 PROBE_SCHEMA = "splitlock-probe/probe/v1"
 
 
+def lock_cost_dict(cost: Any) -> dict[str, Any]:
+    from splitlock_probe.host.cost import as_dict
+
+    return as_dict(cost)
+
+
 def tool() -> dict[str, str]:
     return {"name": "splitlock-probe", "version": __version__}
 
@@ -122,6 +128,7 @@ def scan_document(result: ScanResult, fold: bool = True) -> dict[str, Any]:
         "detectors": {k: v.as_dict() for k, v in result.detectors.items()},
         "kernel": kernel_section(result),
         "summary": result.summary(),
+        "split_lock_cost": None if result.lock_cost is None else lock_cost_dict(result.lock_cost),
         "exit_status": int(result.exit_status()),
         "baselines": baselines_section(result),
         "probes": list(probe_records(result, fold)),

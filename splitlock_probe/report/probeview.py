@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from splitlock_probe.host.cost import as_dict
 from splitlock_probe.report.words import evidence_text, model_words
 from splitlock_probe.scan.request import SingleProbe
 
@@ -39,6 +40,7 @@ def probe_document(result: SingleProbe) -> dict[str, Any]:
         "evidence": [] if j is None else [e.as_dict() for e in j.evidence],
         "verdict": None if j is None else j.verdict,
         "agrees": None if j is None else j.agrees,
+        "split_lock_cost": None if result.lock_cost is None else as_dict(result.lock_cost),
         "exit_status": int(result.exit_status()),
     }
 
@@ -81,6 +83,11 @@ def draw_probe(result: SingleProbe, console: Console) -> None:
         else:
             label, _, text = evidence_text(e).partition(": ")
             t.add_row(label, text)
+    if result.lock_cost is not None:
+        klass, reason = result.lock_cost.classification
+        t.add_row("cost here", f"{klass}: {reason}")
+    elif result.lock_cost_note:
+        t.add_row("cost here", result.lock_cost_note)
     if j is None:
         t.add_row("verdict", "not measured")
     else:

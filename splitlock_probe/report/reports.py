@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from splitlock_probe.detectors import Availability
+    from splitlock_probe.host.cost import Cost
     from splitlock_probe.host.state import HostState
     from splitlock_probe.log.read import LogRead
     from splitlock_probe.run.result import RunResult
@@ -85,6 +86,8 @@ class ProbeReport(_NoJunit):
 class HostReport(_NoJunit):
     state: HostState
     detectors: dict[str, Availability]
+    cost: Cost | None = None
+    cost_note: str | None = None
     title = "splitlock-probe host"
     formats = PEOPLE_AND_PROGRAMS
     list_key = None
@@ -92,12 +95,12 @@ class HostReport(_NoJunit):
     def draw(self, console: Console) -> None:
         from splitlock_probe.report.hostview import draw_host
 
-        draw_host(self.state, self.detectors, console)
+        draw_host(self.state, self.detectors, console, self.cost, self.cost_note)
 
     def document(self) -> dict[str, Any]:
         from splitlock_probe.report.hostview import host_document
 
-        return host_document(self.state, self.detectors)
+        return host_document(self.state, self.detectors, self.cost, self.cost_note)
 
 
 @dataclass
@@ -175,6 +178,24 @@ class WatchReport(_NoJunit):
         from splitlock_probe.report.watchview import watch_document
 
         return watch_document(self.snapshot)
+
+
+@dataclass
+class CostReport(_NoJunit):
+    cost: Cost
+    title = "splitlock-probe cost"
+    formats = PEOPLE_AND_PROGRAMS
+    list_key = None
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.report.costview import draw_cost
+
+        draw_cost(self.cost, console)
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.report.costview import cost_document
+
+        return cost_document(self.cost)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from splitlock_probe import __version__
+from splitlock_probe.host.cost import estimate, estimate_words
 from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK
 from splitlock_probe.run.result import RunResult, Site, sites
 from splitlock_probe.text import shown
@@ -71,6 +72,8 @@ def notes(result: RunResult) -> list[str]:
             f"{result.descendants_left:,} descendants of the command were still alive when "
             f"run stopped following ({why}): what they do after that is not seen{ac}"
         )
+    if result.trace is not None and result.trace.split:
+        out.append(estimate_words(estimate(result.trace.split, result.lock_cost)))
     if result.trace is not None:
         out.extend(f"trace: {n}" for n in result.trace.notes())
     return out
@@ -176,6 +179,7 @@ def trace_section(result: RunResult) -> dict[str, Any]:
         "untraced_programs": t.untraced,
         "buffer_tampered": t.tampered,
         "privileges_dropped": t.privileges_dropped,
+        "estimated_cost": estimate(t.split, result.lock_cost) if t.split else None,
         "ac_rearmed": t.counters["lost_ac"],
         "undecodable": t.undecodable,
         "split": t.split,

@@ -85,6 +85,11 @@ def footer(result: ScanResult) -> Text:
         f"\n{s['measurements_done']:,} physical measurements "
         f"(probes touching the same bytes with the same op share one)."
     )
+    if result.lock_cost is not None:
+        klass, reason = result.lock_cost.classification
+        text.append(f"\nsplit lock cost here: {klass}: {reason}.")
+    elif result.lock_cost_note:
+        text.append(f"\nsplit lock cost here: {result.lock_cost_note}.", style="dim")
     if s["measurements_failed"]:
         text.append(
             f"\n{s['measurements_failed']} measurements failed (worker crashed or timed out; "

@@ -104,6 +104,7 @@ class RunResult:
     descendants_left: int = 0  # of the command's tree, still alive when we stopped
     traced_tasks_left: int = 0  # ptrace: tasks of the tree still traced
     trace: TraceResult | None = None  # run --trace: the alignment-trap sites
+    lock_cost: Any = None  # host.cost.Cost: measured after a traced run that split-locked
 
     @property
     def trap_lines(self) -> dict[str, int]:

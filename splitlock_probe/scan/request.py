@@ -14,6 +14,7 @@ from splitlock_probe.detectors.availability import (
 )
 from splitlock_probe.detectors.kernel_log import ScanLog
 from splitlock_probe.errors import ExitStatus, UnsupportedHost, choose
+from splitlock_probe.host.cost import Cost as LockCost
 from splitlock_probe.host.cpu import Cpu
 from splitlock_probe.host.state import HostState
 from splitlock_probe.model.access import Prediction, Primitive
@@ -116,6 +117,8 @@ class ScanResult:
     cost: Cost
     log: ScanLog | None = None  # what the kernel log said during the scan
     judgements: dict[int, Judgement] = field(default_factory=dict)  # by measurement
+    lock_cost: LockCost | None = None  # the quick split-lock cost measurement, if made
+    lock_cost_note: str | None = None  # why it was not
 
     @property
     def cpu(self) -> Cpu:
@@ -194,6 +197,8 @@ class SingleProbe:
     judgement: Judgement | None
     baseline: Judgement | None
     fail_on: str = "none"  # "none" | "split"
+    lock_cost: LockCost | None = None
+    lock_cost_note: str | None = None
 
     def exit_status(self) -> ExitStatus:
         if self.run.interrupted:
