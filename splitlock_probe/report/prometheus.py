@@ -27,7 +27,26 @@ from splitlock_probe.report.files import Destination
 from splitlock_probe.watch.session import Snapshot
 
 
+def _cost_metrics(cost: dict[str, Any]) -> Iterator[Metric]:
+    quantiles = GaugeMetricFamily(
+        "splitlock_split_lock_cost_seconds",
+        "What one split lock costs on this host (single lock btsq ops timed alone), by quantile.",
+        labels=["quantile"],
+    )
+    for key, label in (("p10", "0.1"), ("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99")):
+        quantiles.add_metric([label], cost["split_cycles"][key] / cost["tsc_hz"])
+    yield quantiles
+    klass = InfoMetricFamily(
+        "splitlock_split_lock_cost_class", "Who charges for a split lock here (docs/detectors.md)."
+    )
+    klass.add_metric([], {"class": cost["class"]})
+    yield klass
+
+
 def metrics(snap: Snapshot) -> Iterator[Metric]:
+    if snap.lock_cost is not None:
+        yield from _cost_metrics(snap.lock_cost)
+
     traps = CounterMetricFamily(
         "splitlock_traps",
         "#AC split-lock and #DB bus-lock trap lines in the kernel log, per task name. "

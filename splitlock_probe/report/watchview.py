@@ -91,6 +91,7 @@ def watch_document(snap: Snapshot) -> dict[str, Any]:
         },
         "pmu_error": snap.pmu_error,
         "notes": notes(snap),
+        "split_lock_cost": snap.lock_cost,
     }
 
 

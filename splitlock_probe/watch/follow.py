@@ -7,6 +7,8 @@ It imports no renderer: the CLI hands it a screen and a publisher.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,12 +40,18 @@ class Watched:
 def follow(
     watch: Watch, screen: Screen, publish: Callable[[Snapshot], None], once: bool
 ) -> Watched:
+    remeasure = threading.Event()  # SIGUSR1: measure the split-lock cost again
+    old = signal.signal(signal.SIGUSR1, lambda *_: remeasure.set())
     try:
+        watch.measure_cost()
         if watch.request.since_boot:
             watch.read_log(final=True)
         with screen:
             while True:
                 watch.interval()
+                if remeasure.is_set():  # between intervals, never in the middle of one
+                    remeasure.clear()
+                    watch.measure_cost()
                 snap = watch.snapshot()
                 publish(snap)
                 if once:
@@ -53,3 +61,5 @@ def follow(
         snap = watch.snapshot()
         publish(snap)
         return Watched(snap, True)
+    finally:
+        signal.signal(signal.SIGUSR1, old)

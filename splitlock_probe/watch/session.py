@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from splitlock_probe.detectors import Availability
 from splitlock_probe.detectors.availability import detector_availability
@@ -58,6 +59,8 @@ class Snapshot:
     pmu: dict[int, dict[str, int | None]] | None  # cpu -> event -> count since start
     pmu_kinds: dict[str, str]
     pmu_error: str | None
+    lock_cost: dict[str, Any] | None = None  # host.cost.as_dict of the last measurement
+    lock_cost_note: str | None = None
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Watch:
     new: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     intervals: int = 0
     started: float = field(default_factory=time.monotonic)
+    lock_cost: dict[str, Any] | None = None
+    lock_cost_note: str | None = None
 
     def __post_init__(self) -> None:
         self.counts = BoundedCounts(self.request.limit)
@@ -142,11 +147,21 @@ class Watch:
             pmu=self.cpus.read() if self.cpus and self.cpus.groups else None,
             pmu_kinds=dict(self.cpus.kinds) if self.cpus else {},
             pmu_error=self.cpus.error if self.cpus else None,
+            lock_cost=self.lock_cost,
+            lock_cost_note=self.lock_cost_note,
         )
         if advance:
             self.counts.start_interval()
             self.new = dict.fromkeys(KINDS, 0)
         return snap
+
+    def measure_cost(self) -> None:
+        """What a split lock costs here (the quick measurement, ~0.05 s): at the
+        start, and again on demand (SIGUSR1), between intervals."""
+        from splitlock_probe.host.cost import as_dict, quick_here
+
+        cost, self.lock_cost_note = quick_here()
+        self.lock_cost = None if cost is None else as_dict(cost)
 
     def close(self) -> None:
         if self.cpus is not None:
