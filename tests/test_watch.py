@@ -100,7 +100,7 @@ def test_without_since_boot_only_new_lines_count(run_cli, story_root: Path) -> N
     assert doc["totals"] == {"split_lock": 1, "bus_lock": 0}  # the story before it: not new
     assert doc["processes"] == [
         {"comm": "late one", "pid": 4242, "guest": False, "split_lock": 1, "bus_lock": 0,
-         "new": 1, "last_ip": "0x401000"}
+         "new": 1, "last_ip": "0x401000", "vm": None}
     ]  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 
 from splitlock_probe.host.paths import host_path, read_text
+from splitlock_probe.host.vm import vm_name
 
 _CONTAINER = re.compile(
     r"(?:docker|cri-containerd|crio|libpod)-(?P<id>[0-9a-f]{12,64})\.scope"
@@ -32,6 +33,7 @@ class TaskInfo:
     cmdline: tuple[str, ...]
     cgroup: str | None
     container: str | None  # container id, where the cgroup names one
+    vm: str | None = None  # the virtual machine, where the process is its monitor
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,7 @@ class TaskInfo:
             "cmdline": list(self.cmdline),
             "cgroup": self.cgroup,
             "container": self.container,
+            "vm": self.vm,
         }
 
 
@@ -96,7 +99,7 @@ def lookup(tid: int, comm: str) -> TaskInfo | None:
     except psutil.NoSuchProcess:
         return None
     path, container = _cgroup(tgid)
-    return TaskInfo(tgid, exe, cmdline, path, container)
+    return TaskInfo(tgid, exe, cmdline, path, container, vm_name(cmdline, path))
 
 
 def maps(tid: int) -> list[Mapping]:

@@ -31,8 +31,8 @@ def enrich(tally: LogTally) -> list[ProcessView]:
     """Per-process rows, busiest first; live tasks get psutil and /proc/PID/maps detail."""
     views = []
     for count in tally.ranked():
-        task = None if count.guest else procinfo.lookup(count.pid, count.comm)
-        mappings = procinfo.maps(count.pid) if task is not None else []
+        task = procinfo.lookup(count.pid, count.comm)  # a vCPU thread: its VM's monitor
+        mappings = procinfo.maps(count.pid) if task is not None and not count.guest else []
         sites = [
             (ip, n, procinfo.locate(ip, mappings) if mappings else None)
             for ip, n in sorted(count.ips.items(), key=lambda kv: -kv[1])

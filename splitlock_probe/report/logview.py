@@ -106,7 +106,8 @@ def draw_log(read: LogRead, console: Console) -> None:
         for v in views:
             c = v.count
             if c.guest:
-                where = "guest vCPU"
+                vm = v.task.vm or v.task.exe if v.task else None
+                where = f"guest vCPU of {shown(vm)}" if vm else "guest vCPU"
             elif v.task is None:
                 where = "gone"
             else:

@@ -80,6 +80,7 @@ def watch_document(snap: Snapshot) -> dict[str, Any]:
                 BUS_LOCK: r.bus_lock,
                 "new": r.new,
                 "last_ip": f"{r.last_ip:#x}",
+                "vm": r.vm,
             }
             for r in snap.rows
         ],
@@ -121,7 +122,9 @@ def renderable(snap: Snapshot) -> RenderableType:
         for column in ("comm", "tid", "#AC", "#DB", "new", "last trap at"):
             t.add_column(column, overflow="fold")
         for r in snap.rows:
-            name = shown(r.comm) + (" (guest)" if r.guest else "")
+            name = shown(r.comm) + (
+                f" (guest: {shown(r.vm)})" if r.vm else " (guest)" if r.guest else ""
+            )
             new = f"+{r.new}" if r.new else ""
             t.add_row(name, str(r.pid), str(r.split_lock), str(r.bus_lock), new,
                       f"{r.last_ip:#x}")  # fmt: skip

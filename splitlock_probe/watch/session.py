@@ -15,6 +15,7 @@ from typing import Any
 
 from splitlock_probe.detectors import Availability
 from splitlock_probe.detectors.availability import detector_availability
+from splitlock_probe.host import procinfo
 from splitlock_probe.host.cpus import online_cpus
 from splitlock_probe.host.kernel import KernelState
 from splitlock_probe.host.kmsg.messages import KINDS, TrapEvent
@@ -77,6 +78,7 @@ class Watch:
     started: float = field(default_factory=time.monotonic)
     lock_cost: dict[str, Any] | None = None
     lock_cost_note: str | None = None
+    vms: dict[tuple[str, int], str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.counts = BoundedCounts(self.request.limit)
@@ -133,7 +135,10 @@ class Watch:
             kernel=self.host.kernel,
             banner_mode=self.tally.mode,
             detectors=self.detectors,
-            rows=tuple(dataclasses.replace(r) for r in self.counts.top(self.request.top)),
+            rows=tuple(
+                dataclasses.replace(r, vm=self._vm(r) if r.guest else None)
+                for r in self.counts.top(self.request.top)
+            ),
             comms=tuple((c, dict(n)) for c, n in self.counts.comm_counts()),
             totals=dict(self.counts.totals),
             new=dict(self.new),
@@ -154,6 +159,16 @@ class Watch:
             self.counts.start_interval()
             self.new = dict.fromkeys(KINDS, 0)
         return snap
+
+    def _vm(self, row: Row) -> str | None:
+        """The VM behind a vCPU thread, looked up once while its monitor lives."""
+        key = (row.comm, row.pid)
+        if key not in self.vms:
+            task = procinfo.lookup(row.pid, row.comm)
+            self.vms[key] = task.vm if task is not None else None
+            if len(self.vms) > self.request.limit:  # bounded like the table
+                self.vms.pop(next(iter(self.vms)))
+        return self.vms[key]
 
     def measure_cost(self) -> None:
         """What a split lock costs here (the quick measurement, ~0.05 s): at the

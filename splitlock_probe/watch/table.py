@@ -23,6 +23,7 @@ class Row:
     new: int = 0  # events since the last interval
     last_seen: float = 0.0  # monotonic seconds
     last_ip: int = 0
+    vm: str | None = None  # a guest's vCPU thread: the VM its monitor names
 
     @property
     def total(self) -> int:
