@@ -371,3 +371,14 @@ def test_a_signal_racing_the_trap_does_not_kill_the_program(programs: Path) -> N
         r, doc = traced("--trace=agent", "--", str(programs / "alarmrace"))
         assert r.returncode == 0, (doc["exit"], r.stderr[-300:])
         assert doc["trace"]["unlocked_traps"] > 1000
+
+
+def test_auto_takes_ptrace_where_env_would_drop_the_agent(programs: Path) -> None:
+    from splitlock_probe.run.trace.choose import clears_environment
+
+    assert clears_environment(["env", "-i", "prog"]) and clears_environment(["env", "-iv", "x"])
+    assert not clears_environment(["env", "A=1", "prog", "-i"])
+    r, doc = traced("--trace", "--fail-on", "split", "--", "env", "-i", str(programs / "hazards"),
+                    *STORY)  # fmt: skip
+    assert r.returncode == 1, r.stderr[-300:]  # the split locks are found, not missed
+    assert doc["trace"]["mechanism"] == "ptrace" and doc["trace"]["untraced_programs"] == 0

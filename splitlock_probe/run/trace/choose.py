@@ -50,12 +50,28 @@ def _is_dynamic_elf(path: str) -> bool | None:
         return None
 
 
+def clears_environment(argv: Sequence[str]) -> bool:
+    """`env -i PROG` (or -, --ignore-environment): PROG starts without LD_PRELOAD."""
+    if not argv or os.path.basename(argv[0]) != "env":
+        return False
+    for arg in argv[1:]:
+        if arg in ("-i", "-", "--ignore-environment") or (
+            arg.startswith("-") and not arg.startswith("--") and "i" in arg[1:]
+        ):
+            return True
+        if not arg.startswith("-") and "=" not in arg:
+            return False  # the program: options after it are its own
+    return False
+
+
 def choose(argv: Sequence[str], wanted: str, agent_built: bool) -> tuple[str, str]:
     """(mechanism, why)."""
     if wanted != AUTO:
         return wanted, f"--trace {wanted}"
     if not agent_built:
         return PTRACE, "the agent library was not built"
+    if clears_environment(argv):
+        return PTRACE, "env clears the environment: the agent could not follow the program"
     path = shutil.which(argv[0]) if argv else None
     if path is None:
         return AGENT, "the command was not found on PATH"
