@@ -272,7 +272,7 @@ def test_unprivileged_run_follows_its_own_tree(programs: Path, run_unprivileged:
     assert doc["exit"]["status"] == 0
 
 
-@pytest.mark.parametrize("trace", [[], ["--trace", "agent"], ["--trace", "ptrace"]])
+@pytest.mark.parametrize("trace", [[], ["--trace=agent"], ["--trace=ptrace"]])
 def test_ctrl_c_ends_the_command_and_still_reports(tmp_path: Path, trace: list[str]) -> None:
     env = {**os.environ}
     env.pop(ROOT_ENV, None)
@@ -294,11 +294,11 @@ def test_ctrl_c_ends_the_command_and_still_reports(tmp_path: Path, trace: list[s
     doc = json.loads(out.read_text())  # the report was written all the same
     assert doc["interrupted"] is True and doc["exit"]["signal"] == signal.SIGINT
     if trace:
-        assert doc["trace"]["mechanism"] == trace[1]
+        assert doc["trace"]["mechanism"] == trace[0].split("=")[1]
 
 
-@pytest.mark.parametrize(("trace", "extra"), [([], 0), (["--trace", "ptrace"], 0),
-                                             (["--trace", "agent"], 1)])  # fmt: skip
+@pytest.mark.parametrize(("trace", "extra"), [([], 0), (["--trace=ptrace"], 0),
+                                             (["--trace=agent"], 1)])  # fmt: skip
 def test_the_command_inherits_none_of_our_descriptors(trace: list[str], extra: int) -> None:
     """Only stdin, stdout, stderr (and, for the agent, its trace buffer) reach it."""
     r = run_tool(*trace, "--", "ls", "/proc/self/fd")

@@ -74,7 +74,7 @@ def check_story(doc: dict[str, Any], program: Path) -> None:
 
 @pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
 def test_every_thread_child_and_image_is_traced(programs: Path, mechanism: str) -> None:
-    r, doc = traced("--trace", mechanism, "--", str(programs / "hazards"), *STORY)
+    r, doc = traced(f"--trace={mechanism}", "--", str(programs / "hazards"), *STORY)
     assert r.returncode == 0, r.stderr
     assert doc["trace"]["mechanism"] == mechanism
     check_story(doc, programs / "hazards")
@@ -94,7 +94,7 @@ def test_the_programs_own_sigbus_handler_still_gets_its_signals(
     programs: Path, mechanism: str
 ) -> None:
     # The program exits 1 unless its handler saw both its real bus error and its kill().
-    r, doc = traced("--trace", mechanism, "--", str(programs / "hazards"), "own-sigbus",
+    r, doc = traced(f"--trace={mechanism}", "--", str(programs / "hazards"), "own-sigbus",
                     "split", "1")  # fmt: skip
     assert r.returncode == 0, r.stdout
     assert "own SIGBUS handler ran 2 times (si_code 2, 0)" in r.stdout
@@ -106,7 +106,7 @@ def test_the_programs_own_sigbus_handler_still_gets_its_signals(
 def test_the_programs_own_sigtrap_handler_still_gets_its_signals(
     programs: Path, mechanism: str
 ) -> None:
-    r, doc = traced("--trace", mechanism, "--", str(programs / "hazards"), "own-sigtrap",
+    r, doc = traced(f"--trace={mechanism}", "--", str(programs / "hazards"), "own-sigtrap",
                     "hazard", "1")  # fmt: skip
     assert r.returncode == 0, r.stdout
     assert "own SIGTRAP handler ran 2 times" in r.stdout
@@ -115,7 +115,7 @@ def test_the_programs_own_sigtrap_handler_still_gets_its_signals(
 
 @pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
 def test_the_commands_exit_status_is_kept(programs: Path, mechanism: str) -> None:
-    r, doc = traced("--trace", mechanism, "--fail-on", "split", "--", str(programs / "hazards"),
+    r, doc = traced(f"--trace={mechanism}", "--fail-on", "split", "--", str(programs / "hazards"),
                     "split", "1", "exit", "7")  # fmt: skip
     assert r.returncode == 7
     assert doc["exit"]["code"] == 7 and doc["summary"]["split"] is True
@@ -182,7 +182,7 @@ def test_unprivileged_trace(programs: Path, run_unprivileged: Any) -> None:
         shutil.copy2(programs / "hazards", shared / "hazards")
         program = [str(shared / "hazards"), "split", "1", "hazard", "1"]
         results = {
-            m: run_unprivileged("run", "--json", "--trace", m, "--", *program)
+            m: run_unprivileged("run", "--json", f"--trace={m}", "--", *program)
             for m in ("agent", "ptrace")
         }
     finally:
@@ -240,7 +240,7 @@ def test_decoder_says_unlocked_and_splits() -> None:
 
 
 def test_a_gate_whose_agent_reached_no_process_fails_closed(static_hazards: Path) -> None:
-    """--trace agent on a static program: nothing can be preloaded, so the gate
+    """--trace=agent on a static program: nothing can be preloaded, so the gate
     saw nothing and must not pass."""
     r, doc = traced("--trace=agent", "--fail-on", "hazard", "--", str(static_hazards), *STORY)
     assert r.returncode == 4, r.stderr[-400:]
@@ -382,3 +382,13 @@ def test_auto_takes_ptrace_where_env_would_drop_the_agent(programs: Path) -> Non
                     *STORY)  # fmt: skip
     assert r.returncode == 1, r.stderr[-300:]  # the split locks are found, not missed
     assert doc["trace"]["mechanism"] == "ptrace" and doc["trace"]["untraced_programs"] == 0
+
+
+def test_a_bare_trace_never_swallows_the_command(programs: Path) -> None:
+    """`run --trace make check` runs make: the tracer is --tracer or --trace=MODE."""
+    _, doc = traced("--trace", str(programs / "hazards"), *STORY)
+    assert doc["command"][0] == str(programs / "hazards") and doc["trace"]["split"] > 0
+    _, doc = traced("--tracer", "ptrace", "--", str(programs / "hazards"), *STORY)
+    assert doc["trace"]["mechanism"] == "ptrace"
+    _, doc = traced("--trace=agent", "--", str(programs / "hazards"), *STORY)
+    assert doc["trace"]["mechanism"] == "agent"

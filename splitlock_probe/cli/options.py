@@ -64,6 +64,7 @@ def require_probing() -> None:
 
 
 event_option = click.option(
+    "-e",
     "--event",
     "events",
     multiple=True,
@@ -129,13 +130,17 @@ def measure_options(f: Any) -> Any:
     return f
 
 
-def output_options(junit: str | None = None, stream: str = "stdout") -> Callable[[F], F]:
+def output_options(
+    junit: str | None = None,
+    stream: str = "stdout",
+    json_help: str = "Print one JSON document.",
+) -> Callable[[F], F]:
     """--json, --output, --export-svg, --export-html (and --junit, saying what a
     case is) for a command whose report goes to `stream`."""
 
     def decorate(f: F) -> F:
         options = [
-            click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
+            click.option("--json", "as_json", is_flag=True, help=json_help),
             click.option(
                 "-o",
                 "--output",

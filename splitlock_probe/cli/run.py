@@ -13,7 +13,24 @@ from splitlock_probe.run.trace.choose import CHOICES as TRACE_CHOICES
 RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
 
 
-@click.command(context_settings=RUN_CONTEXT)
+class RunCommand(click.Command):
+    """`--trace=MODE` is `--trace --tracer MODE`: a bare --trace never takes the
+    command's first word as its value (`run --trace make check` runs make)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out: list[str] = []
+        for k, arg in enumerate(args):
+            if arg == "--" or not arg.startswith("-"):  # the command starts here
+                out.extend(args[k:])
+                break
+            if arg.startswith("--trace="):
+                out.extend(["--trace", "--tracer", arg[len("--trace=") :]])
+            else:
+                out.append(arg)
+        return super().parse_args(ctx, out)
+
+
+@click.command(cls=RunCommand, context_settings=RUN_CONTEXT)
 @click.option(
     "--detect",
     multiple=True,
@@ -33,13 +50,18 @@ RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_ar
 )
 @click.option(
     "--trace",
-    type=click.Choice(TRACE_CHOICES),
-    is_flag=False,
-    flag_value="auto",
-    default=None,
+    "trace",
+    is_flag=True,
     help="Trace alignment traps (EFLAGS.AC) in every thread, to find each locked op with "
-    "a misaligned operand: works on any x86 host, VMs and AMD included. auto: the "
-    "preloaded agent for dynamically linked programs, ptrace for static or set-user-ID ones.",
+    "a misaligned operand: works on any x86 host, VMs and AMD included.",
+)
+@click.option(
+    "--tracer",
+    type=click.Choice(TRACE_CHOICES),
+    default=None,
+    help="How to trace (implies --trace): auto (the default) takes the preloaded agent for "
+    "dynamically linked programs, ptrace for static or set-user-ID ones and env -i; "
+    "--trace=MODE says the same.",
 )
 @click.option(
     "--require-detector",
@@ -63,7 +85,8 @@ def run(
     detect: tuple[str, ...],
     events: tuple[str, ...],
     fail_on: str,
-    trace: str | None,
+    trace: bool,
+    tracer: str | None,
     required: tuple[str, ...],
     exit_with_command: bool,
     command: tuple[str, ...],
@@ -110,8 +133,9 @@ def run(
 
     wanted = targets(outputs, stderr=True)
     state = host_state.state(events)
+    mode = tracer or ("auto" if trace else None)
     request, detectors = prepare(
-        command, split_values(detect), fail_on, trace, split_values(required), state
+        command, split_values(detect), fail_on, mode, split_values(required), state
     )
     request = dataclasses.replace(request, exit_with_command=exit_with_command)
     result = run_command(request, state, detectors)

@@ -62,7 +62,7 @@ def _listen_address(value: str) -> tuple[str, int]:
     help="Serve Prometheus metrics on http://ADDR:PORT/metrics (port 0 picks a free one).",
 )
 @event_option
-@output_options()
+@output_options(json_help="Print one JSON document per snapshot, one per line (--once: one).")
 def watch(
     interval: float,
     once: bool,

@@ -133,7 +133,7 @@ class TraceResult:
         if self.mechanism == "agent" and self.counters["images"] == 0:
             out.append(
                 "the agent started in no process: the program is static, set-user-ID, "
-                "or cleared its environment; nothing was traced (--trace ptrace follows "
+                "or cleared its environment; nothing was traced (--trace=ptrace follows "
                 "every program)"
             )
         elif untraced:
@@ -141,7 +141,7 @@ class TraceResult:
                 f"the agent started in {self.counters['images']:,} of the "
                 f"{self.programs:,} programs the tree ran: {untraced:,} (static, "
                 "set-user-ID, or started with a cleared environment) went untraced "
-                "(--trace ptrace follows every program)"
+                "(--trace=ptrace follows every program)"
             )
         elif untraced is None:
             out.append(

@@ -29,7 +29,7 @@ class TrackerView(Protocol):
 
 
 # Programs that are tracers themselves: a process has one tracer, so under
-# --trace ptrace they cannot attach to their own children.
+# --trace=ptrace they cannot attach to their own children.
 PTRACE_USERS = frozenset({"strace", "ltrace", "gdb", "rr", "lldb"})
 
 
@@ -52,14 +52,14 @@ class Tracing:
         if self.mechanism == AGENT and self.agent is None:
             from splitlock_probe.errors import UnsupportedHost
 
-            raise UnsupportedHost("the trace agent was not built; reinstall, or --trace ptrace")
+            raise UnsupportedHost("the trace agent was not built; reinstall, or --trace=ptrace")
         name = os.path.basename(argv[0]) if argv else ""
         if self.mechanism == PTRACE and name in PTRACE_USERS:
             from splitlock_probe.errors import UsageError
 
             raise UsageError(
-                f"--trace ptrace cannot run {name}: a process has one tracer, and {name} "
-                "must be its children's; use --trace agent"
+                f"--trace=ptrace cannot run {name}: a process has one tracer, and {name} "
+                "must be its children's; use --trace=agent"
             )
         self.privileges_dropped = self.mechanism == PTRACE and privileges_dropped(argv)
         self.buffer = TrapBuffer()
@@ -86,7 +86,7 @@ class Tracing:
 
             raise UnsupportedHost(
                 f"cannot trace with ptrace here ({exc}): a container's seccomp profile or "
-                "kernel.yama.ptrace_scope=3 forbids it; try --trace agent"
+                "kernel.yama.ptrace_scope=3 forbids it; try --trace=agent"
             ) from None
 
     def result(self, tracker: TrackerView) -> TraceResult:
