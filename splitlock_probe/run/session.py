@@ -175,11 +175,13 @@ def _descendants(ptrace: Tracer | None, result: RunResult) -> int:
 
 def _tree_goes_on(request: RunRequest, result: RunResult, ptrace: Tracer | None) -> bool:
     """After the command's own exit: wait on while its descendants live, unless
-    --exit-with-command, or a Ctrl-C/SIGTERM came (their report is owed now)."""
+    --exit-with-command, or a Ctrl-C/SIGTERM came (their report is owed now).
+    A child of ours (adopted orphans included) means the tree goes on, under
+    ptrace too: the tracer may not know a just-forked child yet."""
     if request.exit_with_command or result.interrupted:
         return False
-    if ptrace is not None:
-        return result.traced_tasks_left > 0
+    if ptrace is not None and result.traced_tasks_left > 0:
+        return True
     try:  # a child of ours, exited or not: the tree is not done
         os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except ChildProcessError:
