@@ -59,6 +59,18 @@ def commands(scans: dict[str, Path]) -> dict[str, tuple[Any, list[str]]]:
         "run": (reports.RunReport, ["run", "--", "true"]),
         "watch": (reports.WatchReport, ["watch", "--once", "--interval", "0.05"]),
         "cost": (reports.CostReport, ["cost", "--quick"]),
+        "layout": (
+            reports.LayoutReport,
+            [
+                "layout",
+                "--from",
+                str(REPO / "csrc" / "xen_abi.h"),
+                "--struct",
+                "slp_xen_vcpu_info",
+                "--abi",
+                "x86-64",
+            ],
+        ),
     }
 
 

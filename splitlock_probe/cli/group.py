@@ -17,6 +17,7 @@ from splitlock_probe import __version__
 from splitlock_probe.cli.compare import compare
 from splitlock_probe.cli.cost import cost
 from splitlock_probe.cli.host import host
+from splitlock_probe.cli.layout import layout
 from splitlock_probe.cli.log import log
 from splitlock_probe.cli.options import CONTEXT, say
 from splitlock_probe.cli.primitives import primitives
@@ -73,6 +74,7 @@ def cli() -> None:
       splitlock-probe scan                      the Xen vcpu_info scan
       splitlock-probe scan -p patched --fail-on split   the CI gate
       splitlock-probe probe --op btsq --offset 60       one op, one offset
+      splitlock-probe layout --from foo.h --struct s    your own struct: which fields can split
       splitlock-probe host                      can this host trap split locks?
       splitlock-probe cost                      what a split lock costs here, and who charges
       splitlock-probe log                       who split-locked on this host
@@ -91,5 +93,5 @@ def cli() -> None:
     """
 
 
-for command in (scan, probe, host, cost, log, run, watch, primitives, compare):
+for command in (scan, probe, layout, host, cost, log, run, watch, primitives, compare):
     cli.add_command(command)

@@ -199,6 +199,25 @@ class CostReport(_NoJunit):
 
 
 @dataclass
+class LayoutReport(_NoJunit):
+    rows: list[Any]  # (structs.types.Struct, [structs.hazards.FieldHazard])
+    op: str | None = None
+    title = "splitlock-probe layout"
+    formats = PEOPLE_AND_PROGRAMS
+    list_key = None
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.report.layoutview import draw_layout
+
+        draw_layout(self.rows, console)
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.report.layoutview import layout_document
+
+        return layout_document(self.rows, self.op)
+
+
+@dataclass
 class PrimitivesReport(_NoJunit):
     rows: list[dict[str, Any]] = field(default_factory=list)
     title = "splitlock-probe primitives"

@@ -1,0 +1,43 @@
+"""A C source or header compiled for its struct layouts: the system's C
+compiler ($CC, default cc) with -g -c, and for i386 with -m32 -ffreestanding
+(the compiler's own stdint.h and stddef.h, so no 32-bit libc headers are
+needed). Unused types are kept (-fno-eliminate-unused-debug-types): a
+header's structs are the point. A compile error is a usage error with the
+compiler's first lines."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from splitlock_probe.errors import UsageError
+from splitlock_probe.structs.dwarf import structs
+from splitlock_probe.structs.types import I386, X86_64, Struct
+
+ABI_FLAGS = {X86_64: ["-m64"], I386: ["-m32", "-ffreestanding"]}
+TIMEOUT_S = 120
+
+
+def compile_structs(path: Path, abis: Sequence[str], cflags: str = "") -> Iterator[Struct]:
+    cc = shlex.split(os.environ.get("CC", "cc"))
+    for abi in abis:
+        with tempfile.TemporaryDirectory(prefix="splitlock-structs-") as tmp:
+            out = Path(tmp) / "layout.o"
+            argv = [*cc, *ABI_FLAGS[abi], "-g", "-c", "-x", "c", "-w",
+                    "-fno-eliminate-unused-debug-types", *shlex.split(cflags),
+                    "-o", str(out), str(path)]  # fmt: skip
+            try:
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S,
+                                      check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+            except FileNotFoundError:
+                raise UsageError(f"no C compiler {cc[0]!r} (set CC)") from None
+            except subprocess.TimeoutExpired:
+                raise UsageError(f"{path}: the compiler took over {TIMEOUT_S} s") from None
+            if done.returncode != 0:
+                first = "; ".join(done.stderr.strip().splitlines()[:3])
+                raise UsageError(f"{path} does not compile for {abi}: {first}")
+            yield from structs(out)

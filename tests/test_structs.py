@@ -1,0 +1,171 @@
+"""Your own structs: layouts from DWARF and C sources in both x86 ABIs, held
+against independent oracles (offsetof/sizeof/_Alignof printed by the same
+compiler in each ABI, the built-in Xen tables), the hazard arithmetic
+against brute force, and the seed reproduced from the compiler's own types."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from splitlock_probe.model.hazard import split_placements
+from splitlock_probe.model.layouts import LAYOUTS
+from splitlock_probe.structs.csource import compile_structs
+from splitlock_probe.structs.types import I386, X86_64
+from tests.conftest import REPO, cli_json
+
+HEADER = """
+#include <stdint.h>
+#include <stddef.h>
+struct inner { uint16_t a; uint32_t b; };
+struct demo {
+    uint8_t flag;
+    uint64_t big;
+    struct inner in;
+    uint32_t arr[3];
+    unsigned bits : 3;
+    union { uint32_t u32; uint64_t u64; } un;
+    double d;
+    void *p;
+};
+struct __attribute__((packed)) packed { uint8_t c; uint64_t v; uint32_t w; };
+struct __attribute__((aligned(64))) cacheline { uint32_t x; uint64_t y; };
+"""
+FIELDS = {
+    "demo": ["flag", "big", "in", "in.a", "in.b", "arr", "un", "un.u64", "d", "p"],
+    "packed": ["c", "v", "w"],
+    "cacheline": ["x", "y"],
+}
+ABI_FLAGS = {X86_64: ["-m64"], I386: ["-m32", "-ffreestanding"]}
+
+
+@pytest.fixture(scope="module")
+def header(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("structs") / "demo.h"
+    path.write_text(HEADER)
+    return path
+
+
+def oracle(header: Path, abi: str) -> dict[str, dict[str, int]]:
+    """offsetof, sizeof and _Alignof as the compiler computes them in `abi`."""
+    lines = []
+    for struct, fields in FIELDS.items():
+        lines.append(f'printf("{struct} size %zu\\\\n", sizeof(struct {struct}));')
+        lines.append(f'printf("{struct} align %zu\\\\n", _Alignof(struct {struct}));')
+        for f in fields:
+            lines.append(f'printf("{struct} {f} %zu\\\\n", offsetof(struct {struct}, {f}));')
+    prog = header.with_name(f"oracle-{abi}.c")
+    # No libc for i386 here: print through a tiny freestanding write(2) instead.
+    prog.write_text(
+        f'#include "{header}"\n'
+        "static char out[8192]; static unsigned n;\n"
+        "static void put(const char *s) { while (*s) out[n++] = *s++; }\n"
+        "static void num(unsigned long v) { char b[24]; int i = 0;"
+        " do b[i++] = '0' + v % 10; while (v /= 10); while (i) out[n++] = b[--i]; }\n"
+        "#define printf(fmt, v) do { const char *f = fmt; while (*f != '%') out[n++] = *f++;"
+        ' num(v); put("\\n"); } while (0)\n'
+        # no 32-bit libc here: the i386 oracle makes raw system calls
+        "#ifdef __i386__\n"
+        "static long sys(long nr, long a, long b, long c) { long r; __asm__ volatile("
+        '"int $0x80" : "=a"(r) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");'
+        " return r; }\n"
+        "#define DONE() do { sys(4, 1, (long)out, n); sys(1, 0, 0, 0); } while (0)\n"
+        "#else\n"
+        "extern long write(int, const void *, unsigned long);\n"
+        "#define DONE() write(1, out, n)\n"
+        "#endif\n"
+        "int main(void) {\n" + "\n".join(lines) + "\n DONE(); return 0; }\n"
+    )
+    exe = prog.with_suffix("")
+    flags = ABI_FLAGS[abi] + (["-nostdlib", "-static", "-e", "main"] if abi == I386 else [])
+    built = subprocess.run(
+        ["cc", *flags, "-o", str(exe), str(prog)], capture_output=True, text=True
+    )
+    if built.returncode != 0:
+        pytest.skip(f"cannot build a {abi} program here: {built.stderr[-200:]}")
+    out: dict[str, dict[str, int]] = {}
+    for line in subprocess.run([str(exe)], capture_output=True, text=True).stdout.splitlines():
+        struct, key, value = line.split()
+        out.setdefault(struct, {})[key] = int(value)
+    return out
+
+
+@pytest.mark.parametrize("abi", [X86_64, I386])
+def test_dwarf_layouts_match_the_compilers_own_numbers(header: Path, abi: str) -> None:
+    want = oracle(header, abi)
+    got = {s.name: s for s in compile_structs(header, [abi])}
+    for struct, numbers in want.items():
+        s = got[struct]
+        assert (s.size, s.align) == (numbers["size"], numbers["align"]), (abi, struct)
+        members = {m.name: m for m in s.members}
+        for f in FIELDS[struct]:
+            assert members[f].offset == numbers[f], (abi, struct, f)
+    demo = got["demo"]
+    assert next(m for m in demo.members if m.name == "bits").bitfield
+    assert [m.name for m in demo.members if m.name.startswith("arr[")] == ["arr[0]", "arr[1]",
+                                                                           "arr[2]"]  # fmt: skip
+    assert got["packed"].align == 1 and "packed" in got["packed"].align_source
+    assert "DW_AT_alignment 64" in got["cacheline"].align_source
+
+
+def test_the_builtin_xen_tables_are_what_the_compiler_makes_of_xen_abi_h() -> None:
+    header = REPO / "csrc" / "xen_abi.h"
+    cases = ((X86_64, "vcpu_info", "slp_xen_vcpu_info"),
+             (I386, "compat_vcpu_info", "slp_xen_compat_vcpu_info"))  # fmt: skip
+    for abi, layout, struct in cases:
+        s = next(x for x in compile_structs(header, [abi]) if x.name == struct)
+        members = {m.name: m for m in s.members}
+        assert s.size == LAYOUTS[layout].size
+        for field in LAYOUTS[layout].fields:
+            if field.name in members:
+                m = members[field.name]
+                assert (m.offset, m.size) == (field.offset, field.size), (layout, field.name)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    offset=st.integers(0, 200),
+    width=st.sampled_from([2, 4, 8, 16]),
+    align=st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128, 3, 12]),
+)
+def test_split_placements_against_brute_force(offset: int, width: int, align: int) -> None:
+    brute = sorted(
+        {(k * align) % 64 for k in range(64 * 64) if ((k * align) + offset) % 64 + width > 64}
+    )
+    assert split_placements(offset, width, align) == brute
+
+
+def test_the_seed_from_the_compilers_own_types(run_cli) -> None:  # type: ignore[no-untyped-def]
+    args = ["layout", "--from", str(REPO / "csrc" / "xen_abi.h"), "--struct",
+            "slp_xen_compat_vcpu_info", "--abi", "i386", "--field", "evtchn_pending_sel",
+            "--json"]  # fmt: skip
+    btsq = cli_json(run_cli(*args, "--op", "btsq"))
+    (s,) = btsq["structs"]
+    assert (s["abi"], s["align"]) == ("i386", 4)
+    (f,) = s["fields"]
+    assert (f["offset"], f["size"], f["op_width"], f["split_placements"]) == (4, 4, 8, [56])
+    btsl = cli_json(run_cli(*args, "--op", "btsl"))
+    assert btsl["structs"][0]["fields"][0]["split_placements"] == []
+    assert run_cli(*args[:-1], "--op", "btsq", "--fail-on", "hazard").exit_code == 1
+    assert run_cli(*args[:-1], "--op", "btsl", "--fail-on", "hazard").exit_code == 0
+
+
+def test_layout_of_an_elf_and_all_its_structs(run_cli, programs: Path) -> None:  # type: ignore[no-untyped-def]
+    exe = programs / "hazards"
+    doc = cli_json(run_cli("layout", "--from", str(exe), "--all", "--json"))
+    assert doc["schema"] == "splitlock-probe/layout/v1"
+    assert all(f["hazard"] for s in doc["structs"] for f in s["fields"])
+
+
+def test_unknown_structs_and_broken_sources_are_usage_errors(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = run_cli("layout", "--from", str(REPO / "csrc" / "xen_abi.h"), "--struct", "vcpu_inf")
+    assert out.exit_code == 2 and "closest: slp_xen_vcpu_info" in out.stderr
+    broken = tmp_path / "broken.h"
+    broken.write_text("struct { int x; \n")
+    out = run_cli("layout", "--from", str(broken), "--struct", "x")
+    assert out.exit_code == 2 and "does not compile" in out.stderr
+    assert run_cli("layout", "--from", str(tmp_path / "none.h"), "--struct", "x").exit_code == 2
