@@ -281,6 +281,18 @@ def split_cost(rounds: int = 5) -> dict[str, Any]:
     }
 
 
+def kernel_layout() -> dict[str, Any]:
+    """layout --all over the running kernel's BTF (~10,000 structs)."""
+    vmlinux = Path("/sys/kernel/btf/vmlinux")
+    if not vmlinux.exists():
+        return {"skipped": "no /sys/kernel/btf/vmlinux"}
+    began = time.perf_counter()
+    out = subprocess.run([*CLI, "layout", "--from", str(vmlinux), "--all", "--json"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    doc = json.loads(out.stdout)
+    return {"wall_s": time.perf_counter() - began, "structs_with_hazards": len(doc["structs"])}
+
+
 def main() -> int:
     results = {
         "latency": latency(),
@@ -292,6 +304,7 @@ def main() -> int:
     results["wrapping"] = wrapping(OUT / "big-kmsg.txt")
     results["big_logs"] = big_logs()
     results["split_cost"] = split_cost()
+    results["kernel_layout"] = kernel_layout()
     results["tracing"] = tracing()
     wr, tr = results["wrapping"], results["tracing"]
     run_ratio = wr["loop_under_run_s"] / wr["loop_bare_s"]
@@ -371,6 +384,10 @@ def main() -> int:
     checks.append(("cost: quick measurement / 0.3 s", sc["quick_s"] / 0.3, sc["quick_s"] <= 0.3,
                    "<= 1"))  # fmt: skip
     checks.append(("cost: full measurement / 10 s", sc["full_s"] / 10, sc["full_s"] <= 10, "<= 1"))
+    kl = results["kernel_layout"]
+    if "wall_s" in kl:
+        checks.append(("layout --all over the kernel's BTF / 10 s", kl["wall_s"] / 10,
+                       kl["wall_s"] <= 10, "<= 1"))  # fmt: skip
     big = results["big_logs"]
     linear = (big["1000000"]["wall_s"] / big["250000"]["wall_s"]) / 4
     checks.append(

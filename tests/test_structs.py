@@ -5,6 +5,8 @@ against brute force, and the seed reproduced from the compiler's own types."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -169,3 +171,76 @@ def test_unknown_structs_and_broken_sources_are_usage_errors(run_cli, tmp_path: 
     out = run_cli("layout", "--from", str(broken), "--struct", "x")
     assert out.exit_code == 2 and "does not compile" in out.stderr
     assert run_cli("layout", "--from", str(tmp_path / "none.h"), "--struct", "x").exit_code == 2
+
+
+# --- against pahole (Debian's dwarves; .ci/run installs it where it can) ---------------------
+
+PAHOLE_MEMBER = re.compile(
+    r"^\t(?!/\*)(?P<decl>[^\t].*?)\s+\**(?P<name>[A-Za-z_]\w*)(?:\[\d*\])*;\s+/\*\s+"
+    r"(?P<off>\d+)\s+(?P<size>\d+)\s+\*/"
+)
+KERNEL_SAMPLE = ("list_head", "hlist_node", "rb_node", "callback_head", "kref", "seqcount",
+                 "task_struct", "sk_buff", "page", "inode", "file", "mm_struct")  # fmt: skip
+needs_pahole = pytest.mark.skipif(shutil.which("pahole") is None, reason="no pahole (dwarves)")
+
+
+def pahole(struct: str, source: Path) -> tuple[int, dict[str, tuple[int, int]]] | None:
+    done = subprocess.run(["pahole", "-C", struct, str(source)], capture_output=True, text=True)
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    members = {}
+    for line in done.stdout.splitlines():
+        if m := PAHOLE_MEMBER.match(line):
+            members[m["name"]] = (int(m["off"]), int(m["size"]))
+    size = re.search(r"/\* size: (\d+)", done.stdout)
+    return (int(size.group(1)) if size else -1), members
+
+
+@needs_pahole
+@pytest.mark.skipif(not Path("/sys/kernel/btf/vmlinux").exists(), reason="no kernel BTF")
+def test_kernel_structs_from_btf_agree_with_pahole() -> None:
+    from splitlock_probe.structs import btf
+
+    vmlinux = Path("/sys/kernel/btf/vmlinux")
+    ours = {s.name: s for s in btf.load(vmlinux).structs(set(KERNEL_SAMPLE))}
+    compared = 0
+    for name in KERNEL_SAMPLE:
+        theirs = pahole(name, vmlinux)
+        if theirs is None or name not in ours:
+            continue
+        size, members = theirs
+        s = ours[name]
+        assert s.size == size, name
+        mine = {m.name: (m.offset, m.size) for m in s.members if not m.bitfield}
+        for member, at in members.items():
+            if member in mine:
+                assert mine[member] == at, (name, member)
+                compared += 1
+    assert compared > 50  # a real sample, not a vacuous pass
+
+
+@needs_pahole
+@pytest.mark.parametrize("abi", [X86_64, I386])
+def test_dwarf_of_a_header_agrees_with_pahole(header: Path, abi: str, tmp_path: Path) -> None:
+    obj = tmp_path / f"demo-{abi}.o"
+    subprocess.run(["cc", *ABI_FLAGS[abi], "-g", "-c", "-x", "c",
+                    "-fno-eliminate-unused-debug-types", "-o", str(obj), str(header)],
+                   check=True)  # fmt: skip
+    ours = {s.name: s for s in compile_structs(header, [abi])}
+    for name in FIELDS:
+        theirs = pahole(name, obj)
+        assert theirs is not None, name
+        size, members = theirs
+        assert ours[name].size == size
+        mine = {m.name: (m.offset, m.size) for m in ours[name].members}
+        for member, at in members.items():
+            assert mine[member] == at, (abi, name, member)
+
+
+def test_the_running_kernels_btf_through_layout(run_cli) -> None:  # type: ignore[no-untyped-def]
+    vmlinux = Path("/sys/kernel/btf/vmlinux")
+    if not vmlinux.exists():
+        pytest.skip("no kernel BTF here")
+    doc = cli_json(run_cli("layout", "--from", str(vmlinux), "--struct", "list_head", "--json"))
+    (s,) = doc["structs"]
+    assert (s["size"], s["align"], [f["name"] for f in s["fields"]]) == (16, 8, ["next", "prev"])

@@ -14,8 +14,9 @@ from splitlock_probe.structs.source import ABI_CHOICES
 
 @click.command(context_settings=CONTEXT)
 @click.option("--from", "sources", multiple=True, required=True, metavar="FILE",
-              help="An ELF with DWARF (executable, library, object, module, vmlinux) or a C "
-              "source or header (compiled with $CC). Repeatable.")  # fmt: skip
+              help="An ELF with DWARF (executable, library, object, module, vmlinux), BTF "
+              "(/sys/kernel/btf/vmlinux, /sys/kernel/btf/MODULE: the running kernel's own "
+              "types), or a C source or header (compiled with $CC). Repeatable.")  # fmt: skip
 @click.option("--struct", "names", multiple=True, metavar="NAME[,NAME]",
               help="The structs or unions to show.")  # fmt: skip
 @click.option("--all", "every", is_flag=True,

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from splitlock_probe.errors import UsageError
+from splitlock_probe.structs import btf
+from splitlock_probe.structs.btf import is_btf
 from splitlock_probe.structs.csource import compile_structs
 from splitlock_probe.structs.dwarf import structs as dwarf_structs
 from splitlock_probe.structs.types import I386, X86_64, Struct
@@ -34,7 +36,11 @@ def load(paths: Sequence[str], abi: str | None, cflags: str = "") -> list[Struct
         path = Path(value)
         if not path.is_file():
             raise UsageError(f"--from {escape(value)}: no such file")
-        if _is_elf(path):
+        if is_btf(path):  # the running kernel's types (/sys/kernel/btf/...)
+            found = list(btf.load(path).structs())
+            if abi not in (None, BOTH, X86_64):
+                found = []
+        elif _is_elf(path):
             found = list(dwarf_structs(path))
             if abi not in (None, BOTH):
                 found = [s for s in found if s.abi == abi]
