@@ -5,6 +5,7 @@ group (group.py). `cli` is that group, loaded on first use."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -20,8 +21,22 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
 
 
+def _exit_now(status: int) -> None:
+    """End with `status` after a signal. Not through the interpreter's exit: a
+    Ctrl-C that landed inside an exec() of a string (dataclasses make their
+    methods that way while a module imports) leaves CPython 3.11 flagged to
+    kill itself with SIGINT at exit, whatever status we asked for."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+    os._exit(status)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # Ctrl-C is ours to report now
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in _TERMINATING:
         if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup: keep ignoring
             signal.signal(sig, _raise_interrupted)
@@ -32,12 +47,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt as exc:  # before the group's own boundary was reached
         status = exc.status if isinstance(exc, Interrupted) else int(ExitStatus.INTERRUPTED)
         os.write(2, b"splitlock-probe: interrupted\n")
-        sys.exit(status)
+        _exit_now(status)
     except SystemExit as done:
         # A command that stopped on SIGTERM or SIGHUP as on Ctrl-C said 130; the
         # status is 128 + the signal that really ended it.
-        if done.code == int(ExitStatus.INTERRUPTED) and Interrupted.last is not None:
-            sys.exit(128 + Interrupted.last)
+        if done.code == int(ExitStatus.INTERRUPTED):
+            _exit_now(128 + Interrupted.last if Interrupted.last is not None else done.code)
         raise
 
 
