@@ -53,7 +53,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         # status is 128 + the signal that really ended it.
         if done.code == int(ExitStatus.INTERRUPTED):
             _exit_now(128 + Interrupted.last if Interrupted.last is not None else done.code)
+        # The work is done and written; a signal while the interpreter shuts
+        # down (joining threads, atexit) ends it at once, not in a traceback.
+        for sig in (signal.SIGINT, *_TERMINATING):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, _exit_on_signal)
         raise
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    _exit_now(128 + signum)
 
 
 def __getattr__(name: str) -> Any:
