@@ -115,7 +115,7 @@ def test_scan_table_for_people(run_cli) -> None:  # type: ignore[no-untyped-def]
             "immediate bit offsets 0..63",
         ),
         (["scan", "--detect", "psychic"], "unknown detector psychic"),
-        (["scan", "--align", "3"], "Invalid value for '--align'"),
+        (["scan", "--align", "3"], "--align: alignment must be a power of two"),
         (["probe", "--op", "btsq", "--offset", "5000"], "within a page"),
     ],
 )

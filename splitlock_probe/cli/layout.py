@@ -9,7 +9,7 @@ import click
 
 from splitlock_probe.cli.options import CONTEXT, output_options, split_values, targets
 from splitlock_probe.errors import ExitStatus, UsageError, choose
-from splitlock_probe.structs.source import ABI_CHOICES
+from splitlock_probe.structs.types import ABI_CHOICES
 
 
 @click.command(context_settings=CONTEXT)

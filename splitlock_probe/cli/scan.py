@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,13 +19,17 @@ from splitlock_probe.cli.options import (
 from splitlock_probe.errors import UsageError, choose
 from splitlock_probe.model.access import ALIASES, PRIMITIVES
 from splitlock_probe.model.layouts import (
-    ALIGNS,
     DEFAULT_ALIGN,
     DEFAULT_FIELD,
     DEFAULT_LAYOUTS,
     LAYOUTS,
+    MAX_ALIGN,
 )
 from splitlock_probe.scan.pacing import CHOICES as PACE_CHOICES
+from splitlock_probe.structs.types import ABI_CHOICES
+
+if TYPE_CHECKING:
+    from splitlock_probe.model.layouts import Layout
 
 
 @click.command(context_settings=CONTEXT)
@@ -65,13 +69,31 @@ from splitlock_probe.scan.pacing import CHOICES as PACE_CHOICES
     help="Allow --bits outside the field: a register bit offset that reaches the "
     "neighbouring bytes on purpose.",
 )
+@click.option("--from", "sources", multiple=True, metavar="FILE",
+              help="Your own structs instead of the Xen layouts: an ELF with DWARF, BTF "
+              "(/sys/kernel/btf/vmlinux) or a C source or header, as for `layout`. "
+              "Repeatable; give --struct.")  # fmt: skip
+@click.option("--struct", "struct_names", multiple=True, metavar="NAME[,NAME]",
+              help="The structs of --from to place and probe, at every placement their own "
+              "alignment allows (--align overrides).")  # fmt: skip
+@click.option(
+    "--abi",
+    type=click.Choice(ABI_CHOICES),
+    default=None,
+    help="For --from: x86-64, i386 or both [default: both for C, the ELF's own].",
+)
+@click.option(
+    "--cflags", default="", metavar="FLAGS", help="For a C source in --from: -I, -D and the like."
+)
 @click.option(
     "--align",
-    type=click.Choice([str(a) for a in ALIGNS]),
-    default=str(DEFAULT_ALIGN),
-    show_default=True,
-    help="Placement alignment: 1 is what old KVM accepted, 4 what patched KVM and Xen "
-    "compat guarantee, 8 what Xen requires of 64-bit guests.",
+    type=click.IntRange(1, MAX_ALIGN),
+    default=None,
+    metavar="N",
+    help=f"Placement alignment, a power of two: 1 is what old KVM accepted, 4 what "
+    f"patched KVM and Xen compat guarantee, 8 what Xen requires of 64-bit guests, 8 or "
+    f"64 what an allocator such as kmalloc or a cache-aligned slab gives. [default: "
+    f"{DEFAULT_ALIGN} for the Xen layouts; a --from struct's own alignment]",
 )
 @click.option(
     "--span",
@@ -111,7 +133,11 @@ def scan(
     primitives: tuple[str, ...],
     bits: str | None,
     outside_field: bool,
-    align: str,
+    sources: tuple[str, ...],
+    struct_names: tuple[str, ...],
+    abi: str | None,
+    cflags: str,
+    align: int | None,
     span: str,
     detect: tuple[str, ...],
     events: tuple[str, ...],
@@ -136,13 +162,18 @@ def scan(
     from splitlock_probe.host import state as host
     from splitlock_probe.host.cost import quick_here
     from splitlock_probe.model.access import primitive
-    from splitlock_probe.model.layouts import Span
+    from splitlock_probe.model.layouts import Span, check_align
     from splitlock_probe.native.probe import max_immediate
     from splitlock_probe.scan.pipeline import execute, plan_for, prepare
     from splitlock_probe.scan.plan import PlanError, parse_bits
     from splitlock_probe.scan.request import ScanRequest, settings_for
 
-    layout_names = choose("layout", split_values(layouts) or list(DEFAULT_LAYOUTS), list(LAYOUTS))
+    chosen = _layouts(split_values(layouts), sources, split_values(struct_names), abi, cflags)
+    if align is not None:
+        try:
+            check_align(align)
+        except ValueError as exc:
+            raise UsageError(f"--align: {exc}") from None
     field_names = list(dict.fromkeys(split_values(fields)))
     prim_names = choose(
         "primitive", split_values(primitives) or ["btsq", "btsl"], [*PRIMITIVES, *ALIASES]
@@ -165,10 +196,10 @@ def scan(
         state, split_values(detect), batches, iterations, timeout, budget, split_values(required)
     )
     request = ScanRequest(
-        tuple(LAYOUTS[n] for n in layout_names),
+        chosen,
         tuple(field_names),
         prims,
-        int(align),
+        align,
         Span(span),
         bit_list,
         settings,
@@ -199,3 +230,22 @@ def scan(
 
     emit(ScanReport(result, fold=not each_bit), wanted)
     raise SystemExit(int(result.exit_status()))
+
+
+def _layouts(
+    names: list[str], sources: tuple[str, ...], structs: list[str], abi: str | None, cflags: str
+) -> tuple[Layout, ...]:
+    """The Xen layouts named (both vcpu_info ones by default, unless --from
+    brings structs of your own), then the --from structs, in each ABI read."""
+    if bool(sources) != bool(structs):
+        raise UsageError("--from FILE and --struct NAME go together")
+    if abi is not None and not sources:
+        raise UsageError("--abi is for the structs of --from")
+    builtin = names or ([] if sources else list(DEFAULT_LAYOUTS))
+    out = [LAYOUTS[n] for n in choose("layout", builtin, list(LAYOUTS))]
+    if sources:
+        from splitlock_probe.structs.placing import as_layout
+        from splitlock_probe.structs.source import load, select
+
+        out.extend(as_layout(s) for s in select(load(sources, abi, cflags), structs))
+    return tuple(out)

@@ -11,6 +11,8 @@ from enum import Enum
 
 from splitlock_probe.model.access import LINE, PAGE
 
+X86_64, I386 = "x86-64", "i386"
+
 
 @dataclass(frozen=True)
 class Field:
@@ -32,12 +34,31 @@ class Layout:
     description: str
     page_aligned: bool = False  # placed only at the start of a page
     default_field: str = "evtchn_pending_sel"  # what the event-channel code locks here
+    abi: str = X86_64
+    align: int = 0  # its own placement policy when --align is not given (0: DEFAULT_ALIGN)
+    default_fields: tuple[str, ...] = ()  # probed when --field is not given (else default_field)
+    builtin: bool = True  # typed in here, not read from the user's --from
 
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:
                 return f
         raise KeyError(name)
+
+    @property
+    def label(self) -> str:
+        """How tables, JUnit and compare name it: a struct of yours by name and ABI."""
+        return layout_label(self.name, None if self.builtin else self.abi)
+
+    @property
+    def defaults(self) -> tuple[str, ...]:
+        if not self.builtin:
+            return self.default_fields
+        return self.default_fields or (self.default_field,)
+
+    @property
+    def placement_align(self) -> int:
+        return self.align or DEFAULT_ALIGN
 
     @property
     def field_names(self) -> list[str]:
@@ -88,6 +109,7 @@ COMPAT_VCPU_INFO = Layout(
         *_time_fields(32),
     ),
     "Xen vcpu_info of a 32-bit (compat) guest",
+    abi=I386,
 )
 
 SHARED_INFO = Layout(
@@ -114,6 +136,7 @@ COMPAT_SHARED_INFO = Layout(
     "Xen shared_info of a 32-bit (compat) guest (page aligned)",
     page_aligned=True,
     default_field="evtchn_pending",
+    abi=I386,
 )
 
 LAYOUTS: dict[str, Layout] = {
@@ -123,8 +146,22 @@ LAYOUTS: dict[str, Layout] = {
 DEFAULT_LAYOUTS = ("vcpu_info", "compat_vcpu_info")
 DEFAULT_FIELD = "evtchn_pending_sel"  # vcpu_info's; each layout names its own default_field
 
-ALIGNS = (1, 2, 4, 8)
+ALIGNS = (1, 2, 4, 8)  # the policies of the Xen layouts' story (old KVM, compat, 64-bit)
 DEFAULT_ALIGN = 4  # what patched KVM and Xen compat guests guarantee
+MAX_ALIGN = PAGE  # a struct aligned to a page or more sits at one place in a page
+
+
+def layout_label(name: str, abi: str | None) -> str:
+    """A built-in layout's name fixes its ABI; a struct read from --from may
+    exist in both ABIs, so its label carries the ABI: `name@i386`."""
+    return name if abi is None or name in LAYOUTS else f"{name}@{abi}"
+
+
+def check_align(align: int) -> int:
+    """A placement alignment: a power of two from 1 to a page; ValueError otherwise."""
+    if not (1 <= align <= MAX_ALIGN) or align & (align - 1):
+        raise ValueError(f"alignment must be a power of two from 1 to {MAX_ALIGN}, not {align}")
+    return align
 
 
 class Span(str, Enum):
@@ -134,8 +171,7 @@ class Span(str, Enum):
 
 def placements(layout: Layout, align: int, span: Span) -> range:
     """Offsets of the struct from the start of its page that the policy allows."""
-    if align not in ALIGNS:
-        raise ValueError(f"align must be one of {ALIGNS}, not {align}")
+    check_align(align)
     if layout.page_aligned:
         return range(0, 1)
     if span is Span.LINE:

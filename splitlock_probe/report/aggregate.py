@@ -53,7 +53,7 @@ def rows(result: ScanResult) -> list[Row]:
     table: dict[tuple[str, str, str], Row] = {}
     seen_measure: set[tuple[tuple[str, str, str], int]] = set()
     for probe, j in result.measured_probes():
-        key = (probe.layout.name, probe.field, probe.primitive.name)
+        key = (probe.layout.label, probe.field, probe.primitive.name)
         row = table.setdefault(key, Row(*key))
         row.placements.add(probe.placement)
         cell = row.cells.setdefault(probe.placement % 64, Cell())

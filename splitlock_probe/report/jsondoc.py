@@ -47,11 +47,11 @@ def kernel_section(result: ScanResult) -> dict[str, Any]:
 def settings_section(result: ScanResult, fold: bool) -> dict[str, Any]:
     req = result.request
     return {
-        "layouts": [layout.name for layout in req.layouts],
+        "layouts": [layout.label for layout in req.layouts],
         "fields": req.field_names,
         "primitives": [p.name for p in req.primitives],
         "bits": None if req.bits is None else format_ranges(fold_ranges(sorted(req.bits))),
-        "align": req.align,
+        "align": req.align_setting,
         "span": req.span.value,
         "detectors": list(req.settings.detectors),
         "batches": req.settings.batches,
@@ -74,6 +74,7 @@ def probe_record(
     """One probe; bit=None folds the probe group's bits into `bits`."""
     return {
         "layout": probe.layout.name,
+        "abi": probe.layout.abi,
         "field": probe.field,
         "primitive": probe.primitive.name,
         "instruction": probe.primitive.description,

@@ -27,7 +27,7 @@ Case = tuple[str, str, str, int]  # layout, field, primitive, placement
 def _cases(result: ScanResult) -> Iterator[tuple[Case, list[tuple[ProbeGroup, Judgement | None]]]]:
     cases: dict[Case, list[tuple[ProbeGroup, Judgement | None]]] = {}
     for probe in result.plan.probes:
-        key = (probe.layout.name, probe.field, probe.primitive.name, probe.placement)
+        key = (probe.layout.label, probe.field, probe.primitive.name, probe.placement)
         cases.setdefault(key, []).append((probe, result.judgements.get(probe.measurement)))
     yield from cases.items()
 
@@ -43,6 +43,11 @@ def _line(probe: ProbeGroup, j: Judgement | None) -> str:
     agrees = {True: "agrees", False: "DISAGREES", None: "inconclusive"}[j.agrees]
     said = "; ".join(evidence_text(e) for e in j.evidence)
     return f"{where}: {j.verdict} ({agrees}; model {model}); {said}"
+
+
+def _align(result: ScanResult) -> str:
+    align = result.request.align_setting
+    return "each struct's own" if align is None else str(align)
 
 
 def _seconds(result: ScanResult, groups: list[tuple[ProbeGroup, Judgement | None]]) -> float:
@@ -72,7 +77,7 @@ def scan_junit(result: ScanResult) -> str:
         ("cpu", cpu.model_name or cpu.vendor or "unknown"),
         ("split_lock_mode", result.host.kernel.effective_mode),
         ("detectors", ",".join(result.request.settings.detectors)),
-        ("align", str(result.request.align)),
+        ("align", _align(result)),
         ("span", result.request.span.value),
         ("fail_on", result.request.fail_on),
         ("complete", str(result.run.stopped is None).lower()),

@@ -7,7 +7,7 @@ from rich.text import Text
 
 from splitlock_probe.report.aggregate import rows
 from splitlock_probe.report.cachemap import cache_map
-from splitlock_probe.report.table import summary_table
+from splitlock_probe.report.table import summary_tables
 from splitlock_probe.scan.request import ScanResult
 from splitlock_probe.text import shown
 
@@ -125,7 +125,8 @@ def footer(result: ScanResult) -> Text:
 def draw_scan(result: ScanResult, console: Console) -> None:
     table_rows = rows(result)
     console.print(header(result))
-    console.print(summary_table(table_rows))
+    for table in summary_tables(table_rows, console):
+        console.print(table)
     console.print()
     console.print(cache_map(table_rows, console.width))
     console.print()

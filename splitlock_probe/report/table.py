@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from rich import box
+from rich.cells import cell_len
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -22,10 +24,47 @@ def _placements(row: Row) -> str:
     return f"{offsets} ({len(row.split_placements)}/{len(row.placements)})"
 
 
-def summary_table(all_rows: list[Row]) -> Table:
+def summary_tables(all_rows: list[Row], console: Console) -> list[Table]:
+    """One table; or, when its names make it wider than the console (long
+    struct names of your own at 80 columns), one table per struct with the
+    name in its title, so no name is folded and no column is cut."""
+    table = _table(all_rows, all_rows, None)
+    if _fits(table, console.width):
+        return [table]
+    by_layout: dict[str, list[Row]] = {}
+    for row in all_rows:
+        by_layout.setdefault(row.layout, []).append(row)
+    tables = [_table(rows, all_rows, name) for name, rows in by_layout.items()]
+    for t in tables:
+        if not _fits(t, console.width) and t.columns[0].header == "field":  # names, too
+            t.columns[0].no_wrap, t.columns[0].overflow = False, "fold"
+    for t in tables[:-1]:
+        t.caption = None  # the key once, under the last
+    return tables
+
+
+def _fits(table: Table, width: int) -> bool:
+    """Whether the table fits without cutting a cell of a no-wrap column (rich
+    would put an ellipsis there): those need their longest cell, the others
+    their longest word."""
+
+    def need(cell: object, no_wrap: bool) -> int:
+        text = cell.plain if isinstance(cell, Text) else str(cell)
+        return cell_len(text) if no_wrap else max((cell_len(w) for w in text.split()), default=0)
+
+    total = 0
+    for column in table.columns:
+        cells = [column.header, *column.cells]
+        total += max(column.min_width or 0, *(need(c, column.no_wrap) for c in cells))
+    return total + 2 * len(table.columns) <= width  # a gap of two between columns, edges
+
+
+def _table(rows: list[Row], all_rows: list[Row], layout: str | None) -> Table:
     fields = sorted({r.field for r in all_rows})
     one_field = len(fields) == 1
-    title = "split-lock scan" + (f": field {fields[0]}" if one_field else "")
+    title = "split-lock scan" + (f": {layout}" if layout else "")
+    title += f", field {fields[0]}" if layout and one_field else ""
+    title += f": field {fields[0]}" if not layout and one_field else ""
     t = Table(
         title=title,
         title_justify="left",
@@ -33,7 +72,10 @@ def summary_table(all_rows: list[Row]) -> Table:
         pad_edge=False,
         collapse_padding=True,
     )
-    t.add_column("struct" if one_field else "struct.field", no_wrap=True)
+    if layout is None:
+        t.add_column("struct" if one_field else "struct.field", no_wrap=True)
+    elif not one_field:
+        t.add_column("field", no_wrap=True)
     t.add_column("op", no_wrap=True)
     t.add_column("splits at", min_width=9)
     t.add_column("bits", min_width=5)
@@ -41,7 +83,7 @@ def summary_table(all_rows: list[Row]) -> Table:
     t.add_column("ratio", justify="right", no_wrap=True)
     t.add_column("AC", justify="right", no_wrap=True)
     t.add_column("model", no_wrap=True)
-    for row in all_rows:
+    for row in rows:
         split = Row.median(row.split_cycles)
         clean = Row.median(row.clean_cycles)
         ratio = f"{split / clean:,.0f}x" if split and clean else "-"
@@ -53,8 +95,13 @@ def summary_table(all_rows: list[Row]) -> Table:
             model = Text("-")
         if row.inconclusive:
             model.append(f" ?{row.inconclusive:,}", style="yellow")
+        name: list[str | Text] = []
+        if layout is None:
+            name = [row.layout if one_field else f"{row.layout}.{row.field}"]
+        elif not one_field:
+            name = [row.field]
         t.add_row(
-            row.layout if one_field else f"{row.layout}.{row.field}",
+            *name,
             row.primitive,
             Text(_placements(row), style="bold red" if row.split_placements else "green"),
             row.split_bit_text,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from splitlock_probe.errors import ExitStatus, UsageError
+from splitlock_probe.model.layouts import layout_label
 from splitlock_probe.scan.plan import fold_ranges, format_ranges, parse_bits
 from splitlock_probe.scan.verdict import VERDICTS
 
@@ -191,6 +192,7 @@ def validate(doc: dict[str, Any]) -> None:
         for key in ("layout", "field", "primitive"):
             _need(_key_of(p, key, at), str, f"{at}.{key}")
         _need(_key_of(p, "placement", at), int, f"{at}.placement")
+        _need(p.get("abi"), (str, type(None)), f"{at}.abi")  # older scans have none
         if _key_of(p, "verdict", at) not in VERDICTS:
             raise _Invalid(f"{at}.verdict", f"expected one of {', '.join(VERDICTS)}")
         bits = _need(_key_of(p, "bits", at), (str, type(None)), f"{at}.bits")
@@ -214,7 +216,7 @@ def _ranges(bits: set[int]) -> str:
 
 def _key(p: dict[str, Any], by: str) -> Case:
     prim = p["primitive"] if by == BY_CASE else "*"
-    return (p["layout"], p["field"], prim, p["placement"])
+    return (layout_label(p["layout"], p.get("abi")), p["field"], prim, p["placement"])
 
 
 def cases(doc: dict[str, Any], by: str = BY_CASE) -> dict[Case, CaseState]:

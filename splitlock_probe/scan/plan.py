@@ -9,11 +9,13 @@ groups and ~13,000 measurements.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from splitlock_probe.model.access import PAGE, Access, Form, Prediction, Primitive
 from splitlock_probe.model.layouts import Layout, Span, placements
+from splitlock_probe.text import escape
 
 # The arena is four pages; struct placements are offsets into the second, so a
 # negative register bit offset (up to -4096 bytes) and accesses past the end
@@ -181,14 +183,14 @@ def build(
     layouts: Sequence[Layout],
     fields: Sequence[str],
     primitives: Sequence[Primitive],
-    align: int,
+    align: int | None,
     span: Span,
     bits: Sequence[int] | None = None,
     imm_max: int = 63,
     outside_field: bool = False,
 ) -> Plan:
-    """The probe matrix; no fields: each layout's default field; bits=None takes
-    every bit of each field. Bits outside a
+    """The probe matrix; no fields: each layout's default fields; align=None:
+    each layout's own placement policy; bits=None takes every bit of each field. Bits outside a
     field are refused unless outside_field (a register bit offset that reaches
     the neighbouring bytes on purpose)."""
     plan = Plan()
@@ -209,20 +211,23 @@ def build(
         plan.baselines[prim.name] = measurement(prim, BASELINE_EA, BASELINE_BIT, baseline=True)
 
     for layout in layouts:
-        for field_name in fields or (layout.default_field,):
+        layout_align = layout.placement_align if align is None else align
+        if not (fields or layout.defaults):
+            raise PlanError(
+                f"{layout.label} has no member a locked op fits (2, 4, 8 or 16 bytes, "
+                "not a bitfield): name one with --field"
+            )
+        for field_name in fields or layout.defaults:
             try:
                 fld = layout.field(field_name)
             except KeyError:
-                raise PlanError(
-                    f"{layout.name} has no field {field_name!r}; its fields: "
-                    + ", ".join(layout.field_names)
-                ) from None
+                raise PlanError(_no_field(layout, field_name)) from None
             field_bits = list(fld.bits) if bits is None else list(bits)
             if bits is not None and not outside_field:
                 outside = [b for b in field_bits if b not in fld.bits]
                 if outside and any(p.insn.is_bit_test for p in primitives):
                     raise PlanError(
-                        f"bit {outside[0]} is outside {layout.name}.{field_name} "
+                        f"bit {outside[0]} is outside {layout.label}.{field_name} "
                         f"({fld.size} bytes: bits 0-{fld.bits.stop - 1}); "
                         "--outside-field probes such bits anyway"
                     )
@@ -233,7 +238,7 @@ def build(
                         "choose bits with --bits"
                     )
                 groups = bit_groups(prim, fld.offset, field_bits)
-                for placement in placements(layout, align, span):
+                for placement in placements(layout, layout_align, span):
                     for group in groups:
                         access = group.rel.shifted(placement)
                         ea = placement + fld.offset
@@ -243,7 +248,7 @@ def build(
                                 layout,
                                 field_name,
                                 prim,
-                                align,
+                                layout_align,
                                 placement,
                                 group,
                                 access,
@@ -251,4 +256,17 @@ def build(
                                 index,
                             )
                         )
+    if not plan.probes:
+        raise PlanError("no placement fits: a struct larger than a page has none with --span page")
     return plan
+
+
+def _no_field(layout: Layout, name: str) -> str:
+    close = difflib.get_close_matches(name, layout.field_names, n=8, cutoff=0.4)
+    rest = [f for f in layout.field_names if f not in close]
+    shown = [*close, *rest]
+    more = f" and {len(shown) - 24:,} more" if len(shown) > 24 else ""
+    return (
+        f"{layout.label} has no field {escape(name)!r}; its fields"
+        f"{' (closest first)' if close else ''}: {', '.join(shown[:24])}{more}"
+    )

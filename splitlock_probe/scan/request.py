@@ -53,7 +53,7 @@ class ScanRequest:
     layouts: tuple[Layout, ...]
     fields: tuple[str, ...]
     primitives: tuple[Primitive, ...]
-    align: int
+    align: int | None  # --align; None: each layout's own policy
     span: Span
     bits: tuple[int, ...] | None
     settings: Settings
@@ -64,7 +64,15 @@ class ScanRequest:
     @property
     def field_names(self) -> list[str]:
         """The fields probed: those asked for, else each layout's default."""
-        return list(self.fields) or list(dict.fromkeys(x.default_field for x in self.layouts))
+        return list(self.fields) or list(dict.fromkeys(f for x in self.layouts for f in x.defaults))
+
+    @property
+    def align_setting(self) -> int | None:
+        """The placement alignment of every layout, or None when they differ."""
+        if self.align is not None:
+            return self.align
+        aligns = {x.placement_align for x in self.layouts}
+        return aligns.pop() if len(aligns) == 1 else None
 
 
 @dataclass(frozen=True)

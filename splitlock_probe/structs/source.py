@@ -13,11 +13,8 @@ from splitlock_probe.structs import btf
 from splitlock_probe.structs.btf import is_btf
 from splitlock_probe.structs.csource import compile_structs
 from splitlock_probe.structs.dwarf import structs as dwarf_structs
-from splitlock_probe.structs.types import I386, X86_64, Struct
+from splitlock_probe.structs.types import BOTH, I386, X86_64, Struct
 from splitlock_probe.text import escape
-
-BOTH = "both"
-ABI_CHOICES = (X86_64, I386, BOTH)
 
 
 def _is_elf(path: Path) -> bool:

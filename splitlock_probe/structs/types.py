@@ -6,7 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-X86_64, I386 = "x86-64", "i386"
+from splitlock_probe.model.layouts import I386, X86_64
+
+__all__ = ["ABI_CHOICES", "BOTH", "I386", "X86_64", "Member", "Struct"]
+
+BOTH = "both"
+ABI_CHOICES = (X86_64, I386, BOTH)
 
 
 @dataclass(frozen=True)
