@@ -293,6 +293,35 @@ def kernel_layout() -> dict[str, Any]:
     return {"wall_s": time.perf_counter() - began, "structs_with_hazards": len(doc["structs"])}
 
 
+def _large_library() -> Path | None:
+    """The issue's yardstick: this Python's libpython, else libstdc++."""
+    import sysconfig
+
+    names = [Path(sysconfig.get_config_var("LIBDIR") or "/") / (sysconfig.get_config_var(
+        "INSTSONAME") or "-"), Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")]  # fmt: skip
+    for path in names:
+        if path.exists():
+            return path.resolve()
+    return None
+
+
+def static_audit() -> dict[str, Any]:
+    """audit of a large shared library, against objdump -d of the same file."""
+    library = _large_library()
+    if library is None or shutil.which("objdump") is None:
+        return {"skipped": "no shared library or no objdump"}
+    began = time.perf_counter()
+    out = subprocess.run([*CLI, "audit", str(library), "--json"], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    ours = time.perf_counter() - began
+    began = time.perf_counter()
+    subprocess.run(["objdump", "-d", str(library)], stdout=subprocess.DEVNULL, check=True)
+    objdump = time.perf_counter() - began
+    doc = json.loads(out.stdout)
+    return {"file": str(library), "bytes": library.stat().st_size, "audit_s": ours,
+            "objdump_s": objdump, "sites": doc["summary"]["sites"]}  # fmt: skip
+
+
 def main() -> int:
     results = {
         "latency": latency(),
@@ -305,6 +334,7 @@ def main() -> int:
     results["big_logs"] = big_logs()
     results["split_cost"] = split_cost()
     results["kernel_layout"] = kernel_layout()
+    results["static_audit"] = static_audit()
     results["tracing"] = tracing()
     wr, tr = results["wrapping"], results["tracing"]
     run_ratio = wr["loop_under_run_s"] / wr["loop_bare_s"]
@@ -388,6 +418,12 @@ def main() -> int:
     if "wall_s" in kl:
         checks.append(("layout --all over the kernel's BTF / 10 s", kl["wall_s"] / 10,
                        kl["wall_s"] <= 10, "<= 1"))  # fmt: skip
+    sa = results["static_audit"]
+    if "audit_s" in sa:
+        name = os.path.basename(sa["file"])
+        checks.append((f"audit of {name} / 10 s", sa["audit_s"] / 10, sa["audit_s"] <= 10, "<= 1"))
+        checks.append((f"audit of {name} / objdump -d of it (reported)",
+                       sa["audit_s"] / sa["objdump_s"], True, "reported"))  # fmt: skip
     big = results["big_logs"]
     linear = (big["1000000"]["wall_s"] / big["250000"]["wall_s"]) / 4
     checks.append(

@@ -24,7 +24,8 @@ ROOT = REPO / PACKAGE
 CORE = f"{PACKAGE}._core"
 # The parts: each a folder of the package; what is not one (errors, the root)
 # is the base every part may use.
-PARTS = ("cli", "report", "scan", "run", "watch", "log", "structs", "detectors", "host", "native",
+PARTS = ("cli", "report", "audit", "scan", "run", "watch", "log", "binary", "structs", "detectors",
+         "host", "native",
          "model")  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from splitlock_probe import __version__
+from splitlock_probe.cli.audit import audit
 from splitlock_probe.cli.compare import compare
 from splitlock_probe.cli.cost import cost
 from splitlock_probe.cli.host import host
@@ -75,6 +76,7 @@ def cli() -> None:
       splitlock-probe scan -p patched --fail-on split   the CI gate
       splitlock-probe probe --op btsq --offset 60       one op, one offset
       splitlock-probe layout --from foo.h --struct s    your own struct: which fields can split
+      splitlock-probe audit build/prog libfoo.so  every locked op of a binary, judged statically
       splitlock-probe host                      can this host trap split locks?
       splitlock-probe cost                      what a split lock costs here, and who charges
       splitlock-probe log                       who split-locked on this host
@@ -93,5 +95,5 @@ def cli() -> None:
     """
 
 
-for command in (scan, probe, layout, host, cost, log, run, watch, primitives, compare):
+for command in (scan, probe, layout, audit, host, cost, log, run, watch, primitives, compare):
     cli.add_command(command)

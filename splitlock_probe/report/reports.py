@@ -248,3 +248,27 @@ class PrimitivesReport(_NoJunit):
             "primitives": self.rows,
             "aliases": ALIASES,
         }
+
+
+@dataclass
+class AuditReport:
+    result: Any  # audit.files.AuditResult
+    every: bool = False  # --all: list clean and unresolved sites too
+    title = "splitlock-probe audit"
+    formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML})
+    list_key = None
+
+    def draw(self, console: Console) -> None:
+        from splitlock_probe.report.auditview import draw_audit
+
+        draw_audit(self.result, console, self.every)
+
+    def document(self) -> dict[str, Any]:
+        from splitlock_probe.report.auditview import audit_document
+
+        return audit_document(self.result)
+
+    def junit(self) -> str:
+        from splitlock_probe.report.auditview import audit_junit
+
+        return audit_junit(self.result)

@@ -191,3 +191,31 @@ def structs(path: Path) -> Iterator[Struct]:
                     yield Struct(name, abi, _size(die, abi), align, source, members, kind)
     except (OSError, ELFError) as exc:
         raise UsageError(f"{path}: not an ELF file with DWARF ({exc})") from None
+
+
+def members_of(type_die: Any, abi: str) -> tuple[str, int, list[Member]]:
+    """A variable's type as the audit sees it: its name, its size, and its
+    members flattened (none for a scalar)."""
+    inner = _peeled(type_die)
+    members: list[Member] = []
+    if inner is not None and inner.tag in _AGGREGATES:
+        packed = _aggregate_align(inner, abi)[0] == 1
+        members = list(_flatten(inner, abi, 0, "", packed))
+    elif inner is not None and inner.tag == "DW_TAG_array_type":
+        elem = _type(inner)
+        n, esize = _count(inner) or 0, _size(elem, abi)
+        inner_elem = _peeled(elem)
+        for i in range(min(n, MAX_ELEMENTS)):
+            members.append(Member(f"[{i}]", i * esize, esize, _type_name(elem), 1))
+            if inner_elem is not None and inner_elem.tag in _AGGREGATES:
+                packed = _aggregate_align(inner_elem, abi)[0] == 1
+                members.extend(_flatten(inner_elem, abi, i * esize, f"[{i}].", packed))
+    return _type_name(type_die), _size(type_die, abi), members
+
+
+def type_of(die: Any) -> Any | None:
+    return _type(die)
+
+
+def name_of(die: Any) -> str | None:
+    return _name(die)

@@ -1,0 +1,2 @@
+"""ELF images read for what code and data are: segments, sections, symbols,
+source lines and the DWARF types of variables."""
