@@ -64,7 +64,7 @@ def audit_file(path: str) -> FileAudit:
         out.sites = list(audit(img))
     except (KeyboardInterrupt, MemoryError):
         raise
-    except Exception as exc:  # noqa: BLE001 - a damaged file is that file's error, not ours
+    except Exception as exc:  # a damaged file is its own error, not ours
         out.error = f"damaged or truncated ELF ({type(exc).__name__}: {shown(str(exc), 120)})"
         out.sites = []
     return out
