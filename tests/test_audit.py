@@ -4,10 +4,12 @@ table (readelf) and objdump's disassembly."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,38 @@ def test_a_file_without_debug_information_still_gets_sites(
     assert f["debug"] is None and len(f["sites"]) == 7
     assert {s["kind"] for s in f["sites"]} == {"split", "hazard", "clean", "unresolved"}
     assert all(s["source"] is None for s in f["sites"])
+
+
+@pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
+def test_run_trace_names_the_source_and_the_data_it_hit(
+    built: dict[str, Path], mechanism: str
+) -> None:
+    """The same program run, traced: each misaligned site with its source line
+    and its member, as the audit found them statically."""
+    from tests.test_trace import traced
+
+    result, doc = traced(f"--trace={mechanism}", "--", str(built["pie"]))
+    assert result.returncode == 0, result.stderr[-2000:]
+    sites = {s["symbol"]: s for s in doc["trace"]["sites"]}
+    static = by_function(cli_json_of(built["pie"]))
+    for function, (kind, member, width, size) in X86_64.items():
+        if kind in ("clean", "unresolved"):
+            assert function not in sites or function == "through_pointer"
+            continue
+        s = sites[function]
+        assert (s["kind"], s["width"]) == (kind, width)
+        assert s["source"] == static[function]["source"]
+        assert s["data"]["member"] == member and s["data"]["member_size"] == size
+        assert s["data"]["wider_than_member"] == (width > size)
+        assert s["data"]["region"] == "image" and s["data"]["section"] == ".bss"
+    # The heap op, through a pointer: misaligned at run time, in no image.
+    heap = sites["through_pointer"]
+    assert heap["kind"] == "hazard" and heap["data"]["symbol"] is None
+    assert heap["data"]["region"] in ("heap", "unknown")
+
+
+def cli_json_of(path: Path) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "splitlock_probe", "audit", str(path), "--json"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc

@@ -59,6 +59,7 @@ def commands(scans: dict[str, Path]) -> dict[str, tuple[Any, list[str]]]:
         "run": (reports.RunReport, ["run", "--", "true"]),
         "watch": (reports.WatchReport, ["watch", "--once", "--interval", "0.05"]),
         "cost": (reports.CostReport, ["cost", "--quick"]),
+        "audit": (reports.AuditReport, ["audit", sys.executable]),
         "layout": (
             reports.LayoutReport,
             [

@@ -41,11 +41,15 @@ class DataPlace:
 
     def what(self) -> str:
         """What was hit: 'g_ctl+60 = g_ctl.flags (uint32_t, 4 bytes)', or the region."""
+        if self.symbol is None and self.region == UNKNOWN:
+            return "not in any loaded image: the heap, a stack or anonymous memory"
         if self.symbol is None:
             return self.region if self.section is None else f"{self.region} {self.section}"
         out = self.name or ""
         if self.member is not None:
             out += f" = {self.member} ({self.member_type}, {self.member_size} bytes)"
+        elif self.section is not None:
+            out += f" in {self.section} (no DWARF: no member)"
         return out
 
     def bug_class(self) -> str | None:
@@ -94,7 +98,9 @@ def in_image(
     )  # fmt: skip
 
 
-def at_run_time(address: int, width: int, mappings: Sequence[Mapping]) -> DataPlace:
+def at_run_time(
+    address: int, width: int, mappings: Sequence[Mapping], code: int | None = None
+) -> DataPlace:
     """A run-time address in a process whose mappings (file-backed ones at
     least) are known: an image's .data or .bss (its anonymous tail too, found
     through the image's load bias), else the heap, a stack, anonymous memory."""
@@ -107,7 +113,11 @@ def at_run_time(address: int, width: int, mappings: Sequence[Mapping]) -> DataPl
             continue
         vaddr = address - bias
         if img.segment_at(vaddr) is not None:
-            return in_image(img, vaddr, width)
+            # The instruction's unit declares the data, when the code is in this image too.
+            link_code = code - bias if code is not None else None
+            if link_code is not None and img.segment_at(link_code) is None:
+                link_code = None
+            return in_image(img, vaddr, width, code=link_code)
     for m in mappings:
         if m.start <= address < m.end:
             if m.path == "[heap]":

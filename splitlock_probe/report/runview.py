@@ -234,7 +234,6 @@ def _traced(result: RunResult, kind: str) -> str:
 
 
 def draw_trace(result: RunResult, console: Console) -> None:
-    from rich import box
     from rich.table import Table
     from rich.text import Text
 
@@ -249,20 +248,31 @@ def draw_trace(result: RunResult, console: Console) -> None:
     )
     if not t.sites:
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="locked ops with a misaligned "
-                  "operand", title_justify="left")  # fmt: skip
-    for column in ("site", "symbol", "instruction", "width", "mod 64", "count", "kind",
-                   "threads"):  # fmt: skip
-        table.add_column(column, overflow="fold")
+    # A block per site: at 80 columns a table of eight wrapped cells folds
+    # names mid-token; a block keeps each fact on a line of its own.
+    console.print(Text("locked ops with a misaligned operand", style="bold"))
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
     for s in t.sites:
         offsets = ",".join(str(o) for o in sorted(s.line_offsets))
-        threads = ", ".join(f"{c or '?'}/{tid}" for tid, c in list(s.threads.items())[:3])
+        threads = ", ".join(f"{shown(c or '?')}/{tid}" for tid, c in list(s.threads.items())[:3])
         if len(s.threads) > 3:
             threads += f", +{len(s.threads) - 3}"
+        where = shown(s.symbol or s.name) + (f" ({shown(s.source)})" if s.source else "")
+        if s.symbol:
+            where += f"  {shown(s.name)}"
+        lines = [where, f"  {shown(s.text)}"]
+        if s.data is not None:
+            lines.append(f"  {shown(s.data.what())}")
+            bug = s.data.bug_class()
+            if bug:
+                lines.append(f"  {bug}")
+        times = "once" if s.count == 1 else f"{s.count:,} times"
+        lines.append(f"  {s.width} bytes, {times}, at line offset {offsets}")
+        lines.append(f"  threads: {threads}")
         style = "bold red" if s.kind == "split" else "yellow"
-        table.add_row(shown(s.name), shown(s.symbol or "-"), s.text, str(s.width), offsets,
-                      f"{s.count:,}",
-                      Text(s.kind, style=style), threads)  # fmt: skip
+        table.add_row(Text(s.kind, style=style), "\n".join(lines))
     console.print(table)
 
 

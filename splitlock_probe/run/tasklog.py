@@ -140,6 +140,13 @@ class TaskLog:
         proc = self.processes.get(task.tgid) if task else None
         return proc.mapping(address) if proc else None
 
+    def mappings(self, tid: int) -> list[Mapping]:
+        """The executable mappings perf recorded for the thread's process (its
+        newest image): enough to find an image's data through its load bias."""
+        task = self.tasks.get(tid)
+        proc = self.processes.get(task.tgid) if task else None
+        return list(proc.images[-1]) if proc else []
+
     def comm(self, tid: int) -> str | None:
         task = self.tasks.get(tid)
         return task.comm if task else None
@@ -191,6 +198,9 @@ class RingTracker:
 
     def mapping(self, tid: int, address: int) -> Mapping | None:
         return self.log.mapping(tid, address)
+
+    def mappings(self, tid: int) -> list[Mapping]:
+        return self.log.mappings(tid)
 
     def comm(self, tid: int) -> str | None:
         return self.log.comm(tid)

@@ -175,6 +175,14 @@ class ProcessTree:
                 return m
         return None
 
+    def mappings(self, tid: int) -> list[Mapping]:
+        """The thread's process's maps: now while it lives, else the last read."""
+        task = self.tasks.get(tid)
+        if task is None:
+            return []
+        process = self.processes.get(task.tgid)
+        return self.read_maps(task.tgid) or (process.maps if process else [])
+
     def comm(self, tid: int) -> str | None:
         task = self.tasks.get(tid)
         return task.comm if task else None

@@ -76,9 +76,17 @@ void run_all(void)
 }
 
 #ifndef PLACED_NO_MAIN
+#include <stdlib.h>
+
 int main(void)
 {
+    /* one on the heap: 4 bytes at 2 bytes into a 64-aligned block, misaligned */
+    char *heap = aligned_alloc(64, 128);
+
     run_all();
+    if (heap != NULL)
+        through_pointer((struct ctl *)(void *)(heap - 2));
+    free(heap);
     return 0;
 }
 #endif

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlock_probe.binary.data import DataPlace, at_run_time
 from splitlock_probe.host.procinfo import Mapping
 from splitlock_probe.run.trace.buffer import TrapRecord
 from splitlock_probe.run.trace.decode import HAZARD, SPLIT, Undecodable, decode
-from splitlock_probe.run.trace.symbols import place
+from splitlock_probe.run.trace.symbols import place, source_of
 
 
 @dataclass
@@ -29,6 +30,8 @@ class TraceSite:
     line_offsets: Counter[int] = field(default_factory=Counter)
     crosses_page: int = 0
     threads: dict[int, str | None] = field(default_factory=dict)  # tid -> comm
+    source: str | None = None  # "file.c:42", from the image's line table
+    data: DataPlace | None = None  # what the operand hit, the first time it trapped
 
     @property
     def kind(self) -> str:
@@ -53,6 +56,8 @@ class TraceSite:
             "line_offsets": {str(k): v for k, v in sorted(self.line_offsets.items())},
             "crosses_page": self.crosses_page,
             "threads": [{"tid": t, "comm": c} for t, c in sorted(self.threads.items())],
+            "source": self.source,
+            "data": None if self.data is None else self.data.as_dict(),
         }
 
 
@@ -158,6 +163,7 @@ def collect(
     records: list[TrapRecord],
     mapping: Callable[[int, int], Mapping | None],
     comm: Callable[[int], str | None],
+    mappings: Callable[[int], list[Mapping]],
     programs: int | None = None,
     tampered: bool = False,
     privileges_dropped: bool = False,
@@ -180,8 +186,10 @@ def collect(
         site = by_place.get(key)
         if site is None:
             site = by_place[key] = TraceSite(
-                r.rip, where.location, where.symbol, where.file, access.text, access.width
-            )
+                r.rip, where.location, where.symbol, where.file, access.text, access.width,
+                source=source_of(where),
+                data=at_run_time(access.address, access.width, mappings(r.tid), r.rip),
+            )  # fmt: skip
         site.count += 1
         if access.splits_line:
             site.split += 1

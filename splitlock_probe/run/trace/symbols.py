@@ -100,3 +100,16 @@ def place(address: int, mapping: Mapping | None) -> Place:
         return Place(mapping.path or None if mapping else None, None, None)
     offset = address - mapping.start + mapping.offset
     return Place(mapping.path, offset, _symbol(mapping.path, offset))
+
+
+def source_of(where: Place) -> str | None:
+    """'file.c:42' of the code at `where`, from its image's line table (or its
+    debug file by build-id); None without DWARF."""
+    if where.file is None or where.offset is None:
+        return None
+    from splitlock_probe.binary.debuginfo import debuginfo
+    from splitlock_probe.binary.image import image
+
+    img = image(where.file)
+    vaddr = img.vaddr_of_offset(where.offset) if img else None
+    return debuginfo(img).source_at(vaddr) if img and vaddr is not None else None

@@ -23,6 +23,7 @@ class TrackerView(Protocol):
     """What the sites need from a run's task tracker."""
 
     def mapping(self, tid: int, address: int) -> Mapping | None: ...
+    def mappings(self, tid: int) -> list[Mapping]: ...
     def comm(self, tid: int) -> str | None: ...
     @property
     def execs(self) -> int | None: ...
@@ -97,6 +98,7 @@ class Tracing:
             self.buffer.records(),
             tracker.mapping,
             tracker.comm,
+            tracker.mappings,
             tracker.execs,
             self.buffer.tampered(),
             self.privileges_dropped,
