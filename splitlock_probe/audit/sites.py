@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from splitlock_probe.binary.data import DataPlace, in_image
-from splitlock_probe.binary.debuginfo import debuginfo
+from splitlock_probe.binary.debuginfo import ParameterHint, debuginfo, parameter_hint
 from splitlock_probe.binary.image import ElfImage
 from splitlock_probe.binary.locked import LockedInsn, locked_instructions
 from splitlock_probe.model.access import LINE
@@ -39,6 +39,7 @@ class AuditSite:
     section: str
     data: DataPlace | None
     line_offset: int | None  # the operand's address mod 64, where fixed
+    hint: ParameterHint | None = None  # unresolved: what DWARF suggests the operand is
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,7 @@ class AuditSite:
             "operand": self.operand,
             "line_offset": self.line_offset,
             "data": None if self.data is None else self.data.as_dict(),
+            "hint": None if self.hint is None else self.hint.as_dict(),
         }
 
 
@@ -117,7 +119,10 @@ def audit(img: ElfImage) -> Iterator[AuditSite]:
     for insn in locked_instructions(img):
         kind, why, data, line = _judged(img, insn)
         function = img.function_at(insn.vaddr, insn.section.index if img.relocatable else None)
+        hint = None
+        if kind == UNRESOLVED and insn.base is not None:
+            hint = parameter_hint(info, insn.vaddr, insn.base, insn.disp)
         yield AuditSite(
             insn.vaddr, function, info.source_at(insn.vaddr), insn.text, insn.width, kind, why,
-            insn.operand, insn.section.name, data, line,
+            insn.operand, insn.section.name, data, line, hint,
         )  # fmt: skip

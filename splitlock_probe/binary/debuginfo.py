@@ -41,6 +41,16 @@ class Hit:
         return self.width > self.size
 
 
+def member_at(members: list[Member], offset: int) -> Member | None:
+    """The innermost (smallest) member holding byte `offset`; bitfields never."""
+    best: Member | None = None
+    for m in members:
+        holds = m.offset <= offset < m.offset + max(m.size, 1)
+        if holds and not m.bitfield and (best is None or m.size <= best.size):
+            best = m
+    return best
+
+
 class DebugInfo:
     def __init__(self, image: ElfImage) -> None:
         self.image = image
@@ -57,7 +67,7 @@ class DebugInfo:
             self._dwarf = ELFFile(self._file).get_dwarf_info()
         return self._dwarf
 
-    def _unit_at(self, vaddr: int) -> Any | None:
+    def unit_at(self, vaddr: int) -> Any | None:
         """The compile unit whose code holds `vaddr`, or None (no table, or none)."""
         dwarf = self._open()
         if dwarf is None:
@@ -78,7 +88,7 @@ class DebugInfo:
     def source_at(self, vaddr: int) -> str | None:
         """'file.c:42' for a link-time address (section-relative in an object)."""
         try:
-            unit = self._unit_at(vaddr)
+            unit = self.unit_at(vaddr)
             key = unit.cu_offset if unit is not None else EVERY_UNIT
             if key not in self._lines:
                 self._lines[key] = self._read_lines(self._units(unit))
@@ -142,7 +152,7 @@ class DebugInfo:
         The unit of the code at `code` is asked first: it declares what it
         touches (a static, or an extern from a header)."""
         try:
-            unit = self._unit_at(code) if code is not None else None
+            unit = self.unit_at(code) if code is not None else None
             kind = self._variables_of(unit).get(variable) if unit is not None else None
             if kind is None:
                 kind = self._variables_of(None).get(variable)
@@ -151,16 +161,87 @@ class DebugInfo:
             type_name, size, members = members_of(kind, self.image.abi)
         except _DAMAGED:
             return None
-        best: Member | None = None
-        for m in members:
-            if m.bitfield or not (m.offset <= offset < m.offset + max(m.size, 1)):
-                continue
-            if best is None or m.size <= best.size:
-                best = m
+        best = member_at(members, offset)
         if best is None:
             return Hit(variable, size, type_name, width)
         sep = "" if best.name.startswith("[") else "."
         return Hit(f"{variable}{sep}{best.name}", best.size, best.type, width)
+
+
+@dataclass(frozen=True)
+class ParameterHint:
+    """What DWARF suggests a register operand is: a member of the struct a
+    pointer parameter points at (the register holds it at the function's
+    entry; a compiler may have reused it since, hence a hint)."""
+
+    register: str
+    parameter: str
+    type: str  # "struct ctl *"
+    member: str | None  # "flags"
+    member_size: int | None
+    member_type: str | None
+
+    def words(self) -> str:
+        target = f"{self.parameter}->{self.member}" if self.member else f"*{self.parameter}"
+        size = f" ({self.member_type}, {self.member_size} bytes)" if self.member else ""
+        return (
+            f"likely {target}{size}: {self.register} holds {self.parameter} ({self.type}) at entry"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"register": self.register, "parameter": self.parameter, "type": self.type,
+                "member": self.member, "member_size": self.member_size,
+                "member_type": self.member_type}  # fmt: skip
+
+
+_ARGUMENT_REGISTERS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")  # x86-64 SysV, integer class
+
+
+def _pc_range(die: Any) -> tuple[int, int] | None:
+    low = die.attributes.get("DW_AT_low_pc")
+    high = die.attributes.get("DW_AT_high_pc")
+    if low is None or high is None:
+        return None
+    end = high.value if high.form == "DW_FORM_addr" else low.value + high.value
+    return int(low.value), int(end)
+
+
+def parameter_hint(info: DebugInfo, vaddr: int, register: str, disp: int) -> ParameterHint | None:
+    """For `[register + disp]` in the function at `vaddr` (x86-64 only)."""
+    if info.image.abi != "x86-64" or register not in _ARGUMENT_REGISTERS:
+        return None
+    try:
+        unit = info.unit_at(vaddr)
+        if unit is None:
+            return None
+        for die in unit.get_top_DIE().iter_children():
+            span = _pc_range(die) if die.tag == "DW_TAG_subprogram" else None
+            if span is None or not span[0] <= vaddr < span[1]:
+                continue
+            params = [c for c in die.iter_children() if c.tag == "DW_TAG_formal_parameter"]
+            index = _ARGUMENT_REGISTERS.index(register)
+            if index >= len(params):
+                return None
+            return _hint(info, register, params[index], disp)
+    except _DAMAGED:
+        return None
+    return None
+
+
+def _hint(info: DebugInfo, register: str, param: Any, disp: int) -> ParameterHint | None:
+    from splitlock_probe.structs.dwarf import peeled
+
+    name = name_of(param) or "?"
+    pointer = peeled(type_of(param))
+    if pointer is None or pointer.tag != "DW_TAG_pointer_type":
+        return None
+    pointee = type_of(pointer)
+    type_name, _, _ = members_of(pointer, info.image.abi)
+    _, _, members = members_of(pointee, info.image.abi) if pointee is not None else ("", 0, [])
+    best = member_at(members, disp)
+    if best is None:
+        return ParameterHint(register, name, type_name, None, None, None)
+    return ParameterHint(register, name, type_name, best.name, best.size, best.type)
 
 
 @cache

@@ -38,6 +38,8 @@ class LockedInsn:
     width: int  # operand bytes
     target: Target | None  # None: through a register, or fs:/gs: relative
     operand: str  # the memory operand as written: "qword ptr [rdi + 0x3c]"
+    base: str | None = None  # the base register of a register operand without index
+    disp: int = 0
 
 
 @cache
@@ -136,4 +138,8 @@ def _described(
         target = Target(insn.address + insn.size + mem.disp, None)
     elif not mem.base and not mem.index and image.type == "ET_EXEC":
         target = Target(mem.disp & ((1 << image.elfclass) - 1), None)
-    return LockedInsn(insn.address, section, text, mnemonic, width, target, operand)
+    base = None
+    if target is None and mem.base not in (0, x86.X86_REG_RIP) and not mem.index:
+        base = insn.reg_name(mem.base)
+    return LockedInsn(insn.address, section, text, mnemonic, width, target, operand, base,
+                      mem.disp)  # fmt: skip

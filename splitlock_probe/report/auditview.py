@@ -80,6 +80,8 @@ def draw_audit(result: AuditResult, console: Console, every: bool = False) -> No
                 bug = s.data.bug_class()
                 if bug:
                     lines.append(f"  {bug}")
+            if s.hint is not None:
+                lines.append(f"  {shown(s.hint.words())}")
             t.add_row(Text(s.kind, style=STYLE[s.kind]), "\n".join(lines))
         console.print(t)
     hidden = sum(f.count(CLEAN) + f.count(UNRESOLVED) for f in result.files)

@@ -219,3 +219,8 @@ def type_of(die: Any) -> Any | None:
 
 def name_of(die: Any) -> str | None:
     return _name(die)
+
+
+def peeled(die: Any) -> Any:
+    """The type under typedefs and qualifiers."""
+    return _peeled(die)

@@ -64,6 +64,14 @@ __attribute__((noinline)) void through_pointer(struct ctl *p)
     LOCKED("lock incl", p->flags);
 }
 
+#ifdef PLACED_ABSOLUTE
+/* as kernel code addresses a global (-mcmodel=kernel): absolute, R_X86_64_32S */
+__attribute__((noinline)) void absolute_misaligned(void)
+{
+    __asm__ volatile("lock incl g_wire+1" : : : "memory", "cc");
+}
+#endif
+
 void run_all(void)
 {
     seed_split();
