@@ -24,6 +24,7 @@ SOURCES = [
     "reaper.c",
     "taskring.c",
     "tracer.c",
+    "build.c",
 ]
 
 

@@ -209,4 +209,7 @@ int slp_tracer_free(struct slp_tracer *t);
 /* The trace buffer layout (agent/trapbuf.h), as compiled. */
 int slp_trapbuf_layout(uint32_t *header, uint32_t *record, uint32_t *insn_offset);
 
+/* What this core is: "x86-64 core, gcc 12.2.0" (for --version). */
+const char *slp_build(void);
+
 #endif /* SPLITLOCK_H */

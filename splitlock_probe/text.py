@@ -42,3 +42,10 @@ def shown(text: str, limit: int = 200) -> str:
 def xml_safe(text: str) -> str:
     """`text` with what XML 1.0 cannot hold escaped (ElementTree escapes the rest)."""
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def counted(n: int, word: str) -> str:
+    """'1 thread', '2 threads', '1,024 processes': separators and singulars right."""
+    if n == 1:
+        return f"1 {word}"
+    return f"{n:,} {word}{'es' if word.endswith(('s', 'sh', 'ch', 'x')) else 's'}"

@@ -53,7 +53,7 @@ def test_once_since_boot_counts_the_whole_log(run_cli, story_root: Path, tmp_pat
                 "--prometheus-file", str(prom))  # fmt: skip
     assert r.exit_code == 0, r.stderr
     doc = cli_json(r)
-    assert doc["schema"] == "splitlock-probe/watch/v1"
+    assert doc["schema"] == "splitlock-probe/watch/v2"
     assert doc["totals"] == {"split_lock": 6, "bus_lock": 1}
     assert doc["suppressed"] == {"split_lock": 7, "bus_lock": 3}
     assert doc["log"]["malformed"] == 1

@@ -62,8 +62,47 @@ class _Cli(click.Group):
             ctx.exit(int(ExitStatus.RUNTIME))
 
 
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--version: ours, the core's build and the libraries that shape results."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib import metadata
+
+    from splitlock_probe import native
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "missing"
+
+    names = ("cffi", "capstone", "pyelftools", "click", "rich", "psutil")
+    libraries = ", ".join(f"{n} {version(n)}" for n in names)
+    click.echo(f"splitlock-probe {__version__}\ncore: {native.build()}\n"
+               f"python {sys.version.split()[0]}; {libraries}")  # fmt: skip
+    ctx.exit(0)
+
+
+def _color(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from splitlock_probe.report.console import choose_color
+
+    choose_color(value)
+    return value
+
+
 @click.group(cls=_Cli, context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="splitlock-probe")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version,
+    help="Show the version, the compiled core's build and the libraries', and exit.",
+)
+@click.option("--color", type=click.Choice(("auto", "always", "never")), default="auto",
+              show_default=True, expose_value=False, is_eager=True, callback=_color,
+              help="Colour in text output: auto is colour on a terminal (NO_COLOR=1 turns it "
+              "off, FORCE_COLOR=1 on, as rich reads them).")  # fmt: skip
 def cli() -> None:
     """Find x86 split-lock hazards and prove them on real hardware.
 
@@ -92,6 +131,11 @@ def cli() -> None:
     the command could not be run or found; 128+N run: the command died of
     signal N, else ours when signal N (SIGINT 130, SIGHUP 129, SIGTERM 143)
     ended us, after a partial report; 141 stdout's reader went away.
+
+    \b
+    Docs: docs/ in the source; an installed copy has them in
+    PREFIX/share/doc/splitlock-probe (usage.md: every command; json.md;
+    exit-codes.md; detectors.md; ci.md).
     """
 
 

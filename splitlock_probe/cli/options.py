@@ -130,6 +130,13 @@ def measure_options(f: Any) -> Any:
     return f
 
 
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True,
+    help="Leave out the header lines (host, kernel, each detector) before the tables; "
+    "the tables and the verdict line stay.",
+)  # fmt: skip
+
+
 def output_options(
     junit: str | None = None,
     stream: str = "stdout",

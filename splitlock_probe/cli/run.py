@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from splitlock_probe.cli.options import CONTEXT, event_option, output_options, split_values, targets
+from splitlock_probe.cli.options import (
+    CONTEXT,
+    event_option,
+    output_options,
+    quiet_option,
+    split_values,
+    targets,
+)
 from splitlock_probe.run.request import ANY, RUN_DETECTORS, TRACE
 from splitlock_probe.run.trace.choose import CHOICES as TRACE_CHOICES
 
@@ -80,6 +87,7 @@ class RunCommand(click.Command):
 @output_options(
     junit="a case for the command, and one per trap site (kernel log or --trace)", stream="stderr"
 )
+@quiet_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
     detect: tuple[str, ...],
@@ -89,6 +97,7 @@ def run(
     tracer: str | None,
     required: tuple[str, ...],
     exit_with_command: bool,
+    quiet: bool,
     command: tuple[str, ...],
     **outputs: Any,
 ) -> None:
@@ -141,5 +150,5 @@ def run(
     result = run_command(request, state, detectors)
     if result.trace is not None and result.trace.split:
         result.lock_cost, _ = quick_here()  # what those split locks cost here
-    emit(RunReport(result), wanted, stderr=True)
+    emit(RunReport(result, quiet), wanted, stderr=True)
     raise SystemExit(result.exit_status())

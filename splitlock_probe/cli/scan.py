@@ -11,6 +11,7 @@ from splitlock_probe.cli.options import (
     CONTEXT,
     measure_options,
     output_options,
+    quiet_option,
     require_probing,
     say,
     split_values,
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
 )
 @measure_options
 @output_options(junit="a test case per struct x field x op x placement")
+@quiet_option
 @click.option(
     "--pace",
     type=click.Choice(PACE_CHOICES),
@@ -150,6 +152,7 @@ def scan(
     budget: float | None,
     each_bit: bool,
     progress: bool | None,
+    quiet: bool,
     **outputs: Any,
 ) -> None:
     """Probe struct placements with locked ops and report which split a cache line.
@@ -228,7 +231,7 @@ def scan(
     from splitlock_probe.report.outputs import emit
     from splitlock_probe.report.reports import ScanReport
 
-    emit(ScanReport(result, fold=not each_bit), wanted)
+    emit(ScanReport(result, fold=not each_bit, quiet=quiet), wanted)
     raise SystemExit(int(result.exit_status()))
 
 

@@ -120,3 +120,13 @@ def _installed_package_dirs() -> list[str]:
             if os.path.isfile(os.path.join(path, "__init__.py")):
                 found.append(path)
     return found
+
+
+def build() -> str:
+    """What the compiled core is (x86-64 or portable, and its compiler), or why
+    there is none."""
+    try:
+        ffi, lib = load_core()
+    except UnsupportedHost as exc:
+        return f"no core: {exc}"
+    return str(ffi.string(lib.slp_build()).decode())

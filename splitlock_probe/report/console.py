@@ -50,11 +50,29 @@ def _safe(segments: list[Segment]) -> Iterator[Segment]:
             yield Segment(_escape_controls(seg.text), seg.style, seg.control)
 
 
+COLOR_CHOICES = ("auto", "always", "never")
+_color = "auto"  # --color; rich's own NO_COLOR and FORCE_COLOR decide under auto
+
+
+def choose_color(when: str) -> None:
+    """--color: set before the first console is made."""
+    global _color
+    _color = when
+
+
+def _color_options() -> dict[str, Any]:
+    if _color == "always":
+        return {"force_terminal": True}
+    if _color == "never":
+        return {"no_color": True, "color_system": None}
+    return {}
+
+
 @cache
 def stdout() -> Console:
-    return SafeConsole(markup=False, highlight=False, soft_wrap=False)
+    return SafeConsole(markup=False, highlight=False, soft_wrap=False, **_color_options())
 
 
 @cache
 def stderr() -> Console:
-    return SafeConsole(stderr=True, markup=False, highlight=False)
+    return SafeConsole(stderr=True, markup=False, highlight=False, **_color_options())

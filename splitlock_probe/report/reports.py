@@ -44,6 +44,7 @@ class _NoJunit:
 class ScanReport:
     result: ScanResult
     fold: bool = True
+    quiet: bool = False  # --quiet: no header lines before the table
     title = "splitlock-probe scan"
     formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML})
     list_key = "probes"
@@ -51,7 +52,7 @@ class ScanReport:
     def draw(self, console: Console) -> None:
         from splitlock_probe.report.scanview import draw_scan
 
-        draw_scan(self.result, console)
+        draw_scan(self.result, console, self.quiet)
 
     def document(self) -> dict[str, Any]:
         from splitlock_probe.report.jsondoc import scan_document
@@ -142,6 +143,7 @@ class CompareReport(_NoJunit):
 @dataclass
 class RunReport:
     result: RunResult
+    quiet: bool = False  # --quiet: no header lines before the tables
     title = "splitlock-probe run"
     formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML})
     list_key = "threads"
@@ -149,7 +151,7 @@ class RunReport:
     def draw(self, console: Console) -> None:
         from splitlock_probe.report.runview import draw_run
 
-        draw_run(self.result, console)
+        draw_run(self.result, console, self.quiet)
 
     def document(self) -> dict[str, Any]:
         from splitlock_probe.report.runview import run_document

@@ -11,7 +11,7 @@ from splitlock_probe import __version__
 from splitlock_probe.host.cost import estimate, estimate_words
 from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK
 from splitlock_probe.run.result import RunResult, Site, sites
-from splitlock_probe.text import shown
+from splitlock_probe.text import counted, shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -276,9 +276,7 @@ def draw_trace(result: RunResult, console: Console) -> None:
     console.print(table)
 
 
-def draw_run(result: RunResult, console: Console) -> None:
-    from rich import box
-    from rich.table import Table
+def _draw_head(result: RunResult, console: Console) -> None:
     from rich.text import Text
 
     k = result.host.kernel
@@ -288,11 +286,20 @@ def draw_run(result: RunResult, console: Console) -> None:
         used = "used" if n in result.request.detectors else "unavailable"
         head.append(f"\ndetector {n}: {used if a.available else 'unavailable'}: {a.reason}")
     head.append(
-        f"\ntree: {result.tasks_seen:,} threads in {result.processes_seen:,} processes, "
-        f"by {result.tracking}",
+        f"\ntree: {counted(result.tasks_seen, 'thread')} in "
+        f"{counted(result.processes_seen, 'process')}, by {result.tracking}",
         style="dim",
     )
     console.print(head)
+
+
+def draw_run(result: RunResult, console: Console, quiet: bool = False) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    if not quiet:
+        _draw_head(result, console)
     if result.threads:
         t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="threads that trapped",
                   title_justify="left")  # fmt: skip

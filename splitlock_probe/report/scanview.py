@@ -122,9 +122,10 @@ def footer(result: ScanResult) -> Text:
     return text
 
 
-def draw_scan(result: ScanResult, console: Console) -> None:
+def draw_scan(result: ScanResult, console: Console, quiet: bool = False) -> None:
     table_rows = rows(result)
-    console.print(header(result))
+    if not quiet:
+        console.print(header(result))
     for table in summary_tables(table_rows, console):
         console.print(table)
     console.print()

@@ -15,7 +15,7 @@ from splitlock_probe.watch.session import Snapshot
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-WATCH_SCHEMA = "splitlock-probe/watch/v1"
+WATCH_SCHEMA = "splitlock-probe/watch/v2"  # v2: "interval" is "snapshot" (a number, not seconds)
 
 
 def notes(snap: Snapshot) -> list[str]:
@@ -51,7 +51,7 @@ def watch_document(snap: Snapshot) -> dict[str, Any]:
             timespec="seconds"
         ),
         "watching_s": round(snap.watching_s, 3),
-        "interval": snap.intervals,
+        "snapshot": snap.intervals,
         "source": snap.source,
         "since_boot": snap.since_boot,
         "kernel": {
