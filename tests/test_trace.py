@@ -392,3 +392,16 @@ def test_a_bare_trace_never_swallows_the_command(programs: Path) -> None:
     assert doc["trace"]["mechanism"] == "ptrace"
     _, doc = traced("--trace=agent", "--", str(programs / "hazards"), *STORY)
     assert doc["trace"]["mechanism"] == "agent"
+
+
+def test_a_program_that_blocks_sigbus_with_a_raw_system_call(programs: Path) -> None:
+    """The agent cannot see a raw rt_sigprocmask: its trap kills the program,
+    and the report says so and names the way out; ptrace keeps it alive."""
+    agent, doc = traced("--trace=agent", "--", str(programs / "blockall"))
+    assert agent.returncode == 128 + 7  # SIGBUS
+    assert any("died of SIGBUS under the agent" in n and "--trace=ptrace" in n
+               for n in doc["notes"])  # fmt: skip
+    ptrace, doc = traced("--trace=ptrace", "--", str(programs / "blockall"))
+    assert ptrace.returncode == 0, ptrace.stderr[-1000:]
+    assert [s["line_offsets"] for s in doc["trace"]["sites"]] == [{"60": 1}]
+    assert not any("died of SIGBUS" in n for n in doc["notes"])

@@ -46,6 +46,13 @@ def notes(result: RunResult) -> list[str]:
                 f"the kernel suppressed {result.tally.suppressed[kind]:,} {label} lines while "
                 "the command ran (printk ratelimit): some threads may be missing"
             )
+    if result.sigbus_under_agent:
+        out.append(
+            "the command died of SIGBUS under the agent: a program that blocks SIGBUS or "
+            "installs its handler with raw system calls (not through the C library, which "
+            "the agent wraps) dies of the agent's alignment trap, where untraced it would "
+            "not; --trace=ptrace handles both (a real bus error looks the same)"
+        )
     if result.fatal_sigbus:
         out.append(
             "fatal mode: the command died of SIGBUS, which is how this kernel stops a "

@@ -130,6 +130,18 @@ class RunResult:
         return sum(values) if values else None
 
     @property
+    def sigbus_under_agent(self) -> bool:
+        """The command died of SIGBUS while the agent traced it: a program that
+        blocks SIGBUS or takes its handler with raw system calls (past the C
+        library the agent wraps) dies of the agent's own alignment trap."""
+        return (
+            self.trace is not None
+            and self.trace.mechanism == "agent"
+            and self.exit is not None
+            and self.exit.signal == signal.SIGBUS
+        )
+
+    @property
     def fatal_sigbus(self) -> bool:
         """Fatal mode, and the command died of SIGBUS: the kernel's split-lock trap
         (or a real bus error; the mode cannot tell them apart)."""
