@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from splitlock_probe.report.aggregate import Row
+from splitlock_probe.scan.plan import fold_ranges, format_ranges
 
 
 def _cycles(value: float | None) -> str:
@@ -19,15 +20,17 @@ def _cycles(value: float | None) -> str:
 
 def _placements(row: Row) -> str:
     if not row.split_placements:
-        return f"none/{len(row.placements)}"
-    offsets = ",".join(str(o) for o in sorted({p % 64 for p in row.split_placements}))
-    return f"{offsets} ({len(row.split_placements)}/{len(row.placements)})"
+        return f"none/{len(row.placements):,}"
+    # As ranges (49-55), never a list cut short: a placement is a number too.
+    offsets = format_ranges(fold_ranges(sorted({p % 64 for p in row.split_placements})))
+    return f"{offsets} ({len(row.split_placements):,}/{len(row.placements):,})"
 
 
 def summary_tables(all_rows: list[Row], console: Console) -> list[Table]:
     """One table; or, when its names make it wider than the console (long
-    struct names of your own at 80 columns), one table per struct with the
-    name in its title, so no name is folded and no column is cut."""
+    struct names of your own at 80 columns), one table per struct, or per
+    struct and field, with the names in its title: no name is folded and
+    no column is cut."""
     table = _table(all_rows, all_rows, None)
     if _fits(table, console.width):
         return [table]
@@ -35,9 +38,13 @@ def summary_tables(all_rows: list[Row], console: Console) -> list[Table]:
     for row in all_rows:
         by_layout.setdefault(row.layout, []).append(row)
     tables = [_table(rows, all_rows, name) for name, rows in by_layout.items()]
-    for t in tables:
-        if not _fits(t, console.width) and t.columns[0].header == "field":  # names, too
-            t.columns[0].no_wrap, t.columns[0].overflow = False, "fold"
+    if not all(_fits(t, console.width) for t in tables):
+        # Still too wide with a field column: a table per struct and field,
+        # both named in its title.
+        by_field: dict[tuple[str, str], list[Row]] = {}
+        for row in all_rows:
+            by_field.setdefault((row.layout, row.field), []).append(row)
+        tables = [_table(rows, rows, layout) for (layout, _), rows in by_field.items()]
     for t in tables[:-1]:
         t.caption = None  # the key once, under the last
     return tables
@@ -77,7 +84,7 @@ def _table(rows: list[Row], all_rows: list[Row], layout: str | None) -> Table:
     elif not one_field:
         t.add_column("field", no_wrap=True)
     t.add_column("op", no_wrap=True)
-    t.add_column("splits at", min_width=9)
+    t.add_column("splits at", min_width=9, no_wrap=True)
     t.add_column("bits", min_width=5)
     t.add_column("cycles", justify="right", no_wrap=True)
     t.add_column("ratio", justify="right", no_wrap=True)
@@ -107,7 +114,7 @@ def _table(rows: list[Row], all_rows: list[Row], layout: str | None) -> Table:
             row.split_bit_text,
             f"{_cycles(split)} / {_cycles(clean)}",
             ratio,
-            f"{row.traps}/{row.trap_checks}" if row.trap_checks else "-",
+            f"{row.traps:,}/{row.trap_checks:,}" if row.trap_checks else "-",
             model,
         )
     t.caption = (
