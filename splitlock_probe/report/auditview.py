@@ -51,8 +51,9 @@ def _site_name(s: AuditSite) -> str:
 
 
 def draw_audit(result: AuditResult, console: Console, every: bool = False) -> None:
-    from rich.table import Table
     from rich.text import Text
+
+    from splitlock_probe.report.siteblock import site_grid, site_lines
 
     for f in result.files:
         if f.error:
@@ -67,19 +68,10 @@ def draw_audit(result: AuditResult, console: Console, every: bool = False) -> No
         shown_sites = [s for s in f.sites if every or s.kind in (SPLIT, HAZARD)]
         if not shown_sites:
             continue
-        # A block per site, not a wide table: at 80 columns four wrapped cells
-        # would interleave their lines; a block reads (and greps) line by line.
-        t = Table.grid(padding=(0, 2))
-        t.add_column(no_wrap=True)
-        t.add_column(overflow="fold")
+        t = site_grid()
         for s in shown_sites:
             where = _site_name(s) + (f" ({shown(s.source)})" if s.source else "")
-            lines = [where, f"  {shown(s.instruction)}"]
-            if s.data is not None:
-                lines.append(f"  {shown(s.data.what())}")
-                bug = s.data.bug_class()
-                if bug:
-                    lines.append(f"  {bug}")
+            lines = site_lines(where, s.instruction, s.data)
             if s.hint is not None:
                 lines.append(f"  {shown(s.hint.words())}")
             t.add_row(Text(s.kind, style=STYLE[s.kind]), "\n".join(lines))

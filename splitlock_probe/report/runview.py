@@ -241,8 +241,9 @@ def _traced(result: RunResult, kind: str) -> str:
 
 
 def draw_trace(result: RunResult, console: Console) -> None:
-    from rich.table import Table
     from rich.text import Text
+
+    from splitlock_probe.report.siteblock import site_grid, site_lines
 
     t = result.trace
     assert t is not None
@@ -255,12 +256,8 @@ def draw_trace(result: RunResult, console: Console) -> None:
     )
     if not t.sites:
         return
-    # A block per site: at 80 columns a table of eight wrapped cells folds
-    # names mid-token; a block keeps each fact on a line of its own.
     console.print(Text("locked ops with a misaligned operand", style="bold"))
-    table = Table.grid(padding=(0, 2))
-    table.add_column(no_wrap=True)
-    table.add_column(overflow="fold")
+    table = site_grid()
     for s in t.sites:
         offsets = ",".join(str(o) for o in sorted(s.line_offsets))
         threads = ", ".join(f"{shown(c or '?')}/{tid}" for tid, c in list(s.threads.items())[:3])
@@ -269,12 +266,7 @@ def draw_trace(result: RunResult, console: Console) -> None:
         where = shown(s.symbol or s.name) + (f" ({shown(s.source)})" if s.source else "")
         if s.symbol:
             where += f"  {shown(s.name)}"
-        lines = [where, f"  {shown(s.text)}"]
-        if s.data is not None:
-            lines.append(f"  {shown(s.data.what())}")
-            bug = s.data.bug_class()
-            if bug:
-                lines.append(f"  {bug}")
+        lines = site_lines(where, s.text, s.data)
         times = "once" if s.count == 1 else f"{s.count:,} times"
         lines.append(f"  {s.width} bytes, {times}, at line offset {offsets}")
         lines.append(f"  threads: {threads}")
