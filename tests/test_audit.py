@@ -218,3 +218,25 @@ def cli_json_of(path: Path) -> dict[str, Any]:
                           capture_output=True, text=True, check=True)  # fmt: skip
     doc: dict[str, Any] = json.loads(done.stdout)
     return doc
+
+
+def test_a_separate_debug_file_is_found_by_build_id(
+    built: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian's -dbgsym layout: /usr/lib/debug/.build-id/NN/REST.debug."""
+    from splitlock_probe.audit.files import audit_file
+    from splitlock_probe.binary import image
+
+    exe, debug = tmp_path / "placed", tmp_path / "placed.debug"
+    subprocess.run(["objcopy", "--only-keep-debug", str(built["pie"]), str(debug)], check=True)
+    subprocess.run(["strip", "-o", str(exe), str(built["pie"])], check=True)
+    build_id = image.ElfImage(str(exe)).build_id
+    assert build_id
+    folder = tmp_path / "debug" / ".build-id" / build_id[:2]
+    folder.mkdir(parents=True)
+    debug.rename(folder / f"{build_id[2:]}.debug")
+    monkeypatch.setattr(image, "DEBUG_ROOT", tmp_path / "debug")
+    audited = audit_file(str(exe))
+    assert audited.debug == str(folder / f"{build_id[2:]}.debug")
+    seed = next(s for s in audited.sites if s.source == "placed.c:32")
+    assert seed.data is not None and seed.data.member == "g_seed.flags"

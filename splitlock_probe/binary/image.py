@@ -103,6 +103,7 @@ class ElfImage:
             self.has_dwarf = elf.get_section_by_name(".debug_info") is not None
             functions: list[Symbol] = []
             objects: list[Symbol] = []
+            has_symtab = False
             for index, s in enumerate(elf.iter_sections()):
                 flags = s["sh_flags"]
                 self.sections.append(
@@ -123,17 +124,12 @@ class ElfImage:
                         if note["n_type"] == "NT_GNU_BUILD_ID":
                             self.build_id = str(note["n_desc"])
                 if isinstance(s, SymbolTableSection):
-                    for sym in s.iter_symbols():
-                        kind = sym["st_info"]["type"]
-                        shndx = sym["st_shndx"]
-                        if not sym.name or shndx in ("SHN_UNDEF", "SHN_ABS"):
-                            continue
-                        entry = Symbol(sym.name, sym["st_value"], sym["st_size"],
-                                       shndx if isinstance(shndx, int) else None)  # fmt: skip
-                        if kind in ("STT_FUNC", "STT_NOTYPE"):
-                            functions.append(entry)
-                        elif kind in ("STT_OBJECT", "STT_TLS"):
-                            objects.append(entry)
+                    _symbols_of(s, functions, objects)
+                    has_symtab = has_symtab or s.name == ".symtab"
+        debug = self.debug_path()
+        if debug is not None and debug != path and not has_symtab:
+            # Stripped: the separate debug file keeps the full symbol table.
+            _read_symbols(debug, functions, objects)
         self.functions = _table(functions)
         self.objects = _table(objects)
 
@@ -187,6 +183,32 @@ class ElfImage:
 
     def object_at(self, vaddr: int, section: int | None = None) -> tuple[Symbol, int] | None:
         return self.objects.at(vaddr, section)
+
+
+def _symbols_of(
+    section: SymbolTableSection, functions: list[Symbol], objects: list[Symbol]
+) -> None:
+    for sym in section.iter_symbols():
+        kind = sym["st_info"]["type"]
+        shndx = sym["st_shndx"]
+        if not sym.name or shndx in ("SHN_UNDEF", "SHN_ABS"):
+            continue
+        entry = Symbol(sym.name, sym["st_value"], sym["st_size"],
+                       shndx if isinstance(shndx, int) else None)  # fmt: skip
+        if kind in ("STT_FUNC", "STT_NOTYPE"):
+            functions.append(entry)
+        elif kind in ("STT_OBJECT", "STT_TLS"):
+            objects.append(entry)
+
+
+def _read_symbols(path: str, functions: list[Symbol], objects: list[Symbol]) -> None:
+    try:
+        with open(path, "rb") as f:
+            for section in ELFFile(f).iter_sections():
+                if isinstance(section, SymbolTableSection):
+                    _symbols_of(section, functions, objects)
+    except (OSError, ELFError, ValueError, KeyError):
+        pass  # a damaged debug file: the image's own symbols stand
 
 
 def _table(symbols: list[Symbol]) -> _Table:
