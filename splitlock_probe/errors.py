@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import signal
 from collections.abc import Sequence
@@ -65,6 +66,13 @@ def exit_for_broken_pipe(fd: int) -> NoReturn:
     os.dup2(devnull, fd)
     os.close(devnull)
     raise SystemExit(int(ExitStatus.BROKEN_PIPE))
+
+
+def closest_first(name: str, known: Sequence[str]) -> tuple[list[str], list[str]]:
+    """For a usage error: the known names most like `name` (at most 8, best
+    first), and the others in their order."""
+    close = difflib.get_close_matches(name, list(known), n=8, cutoff=0.4)
+    return close, [k for k in known if k not in close]
 
 
 def choose(kind: str, values: Sequence[str], choices: Sequence[str]) -> list[str]:

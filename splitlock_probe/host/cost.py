@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlock_probe.text import counted
+
 NATIVE, TRAPPED, WINDOWED, PENALIZED, UNKNOWN = (
     "native", "trapped", "windowed", "penalized", "unknown",
 )  # fmt: skip
@@ -307,7 +309,7 @@ def estimate(split_locks: int, here: Cost | None) -> dict[str, Any]:
 
 def estimate_words(e: dict[str, Any]) -> str:
     n = e["split_locks"]
-    said = f"the {n:,} traced split lock{'' if n == 1 else 's'}"
+    said = f"the {counted(n, 'traced split lock')}"
     if "here_s" in e:
         said += f" cost ~{format_ns(e['here_s'] * 1e9)} here ({e['here_class']})"
     others = e["elsewhere_s"]

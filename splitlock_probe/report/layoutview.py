@@ -9,7 +9,7 @@ from splitlock_probe.model.access import LINE
 from splitlock_probe.scan.plan import fold_ranges, format_ranges
 from splitlock_probe.structs.hazards import FieldHazard, worst_placement
 from splitlock_probe.structs.types import Struct
-from splitlock_probe.text import shown
+from splitlock_probe.text import counted, shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,7 +79,7 @@ def draw_layout(rows: list[tuple[Struct, list[FieldHazard]]], console: Console) 
         console.print(Text(f"alignment: {s.align_source}", style="dim"))
     n = sum(1 for _, hs in rows for h in hs if h.hazard)
     console.print(
-        Text(f"{n:,} field{'' if n == 1 else 's'} can split a line", style="bold red")
+        Text(f"{counted(n, 'field')} can split a line", style="bold red")
         if n
         else Text("no field can split a line at any placement its struct allows", style="green")
     )

@@ -237,7 +237,7 @@ def _traced(result: RunResult, kind: str) -> str:
     assert t is not None
     n = t.split if kind == "split" else t.hazard  # the JSON's numbers, from one place
     sites = t.sites_with(kind)
-    return f"{n:,} traced at {sites:,} site{'' if sites == 1 else 's'}"
+    return f"{n:,} traced at {counted(sites, 'site')}"
 
 
 def draw_trace(result: RunResult, console: Console) -> None:

@@ -9,10 +9,10 @@ groups and ~13,000 measurements.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from splitlock_probe.errors import closest_first
 from splitlock_probe.model.access import PAGE, Access, Form, Prediction, Primitive
 from splitlock_probe.model.layouts import Layout, Span, placements
 from splitlock_probe.text import escape
@@ -262,8 +262,7 @@ def build(
 
 
 def _no_field(layout: Layout, name: str) -> str:
-    close = difflib.get_close_matches(name, layout.field_names, n=8, cutoff=0.4)
-    rest = [f for f in layout.field_names if f not in close]
+    close, rest = closest_first(name, layout.field_names)
     shown = [*close, *rest]
     more = f" and {len(shown) - 24:,} more" if len(shown) > 24 else ""
     return (

@@ -4,11 +4,10 @@ structs a command names, found or refused with the closest names first."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
-from splitlock_probe.errors import UsageError
+from splitlock_probe.errors import UsageError, closest_first
 from splitlock_probe.structs import btf
 from splitlock_probe.structs.btf import is_btf
 from splitlock_probe.structs.csource import compile_structs
@@ -53,8 +52,8 @@ def select(found: Sequence[Struct], names: Sequence[str]) -> list[Struct]:
     known = sorted({s.name for s in found})
     missing = [n for n in names if n not in known]
     if missing:
-        close = difflib.get_close_matches(missing[0], known, n=8, cutoff=0.4)
-        rest = [k for k in known if k not in close][: max(0, 12 - len(close))]
+        close, others = closest_first(missing[0], known)
+        rest = others[: max(0, 12 - len(close))]
         raise UsageError(
             f"no struct {escape(missing[0])} in the sources; closest: "
             f"{', '.join(close) or '-'}; others: {', '.join(rest) or '-'}"

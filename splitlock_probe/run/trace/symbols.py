@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from splitlock_probe.host.procinfo import Mapping
+
+if TYPE_CHECKING:
+    from splitlock_probe.binary.image import ElfImage
 
 
 @dataclass(frozen=True)
@@ -29,13 +33,19 @@ class Place:
         return f"{os.path.basename(self.file)}+{self.offset:#x}"
 
 
-def _symbol(path: str, offset: int) -> str | None:
-    """The function (or label) at a file offset, from the image's symbols."""
+def _linked(path: str, offset: int) -> tuple[ElfImage, int] | None:
+    """The image at `path` and the link-time address of a file offset in it."""
     from splitlock_probe.binary.image import image
 
     img = image(path)
     vaddr = img.vaddr_of_offset(offset) if img else None
-    return img.function_at(vaddr) if img and vaddr is not None else None
+    return (img, vaddr) if img is not None and vaddr is not None else None
+
+
+def _symbol(path: str, offset: int) -> str | None:
+    """The function (or label) at a file offset, from the image's symbols."""
+    found = _linked(path, offset)
+    return found[0].function_at(found[1]) if found else None
 
 
 def place(address: int, mapping: Mapping | None) -> Place:
@@ -51,8 +61,6 @@ def source_of(where: Place) -> str | None:
     if where.file is None or where.offset is None:
         return None
     from splitlock_probe.binary.debuginfo import debuginfo
-    from splitlock_probe.binary.image import image
 
-    img = image(where.file)
-    vaddr = img.vaddr_of_offset(where.offset) if img else None
-    return debuginfo(img).source_at(vaddr) if img and vaddr is not None else None
+    found = _linked(where.file, where.offset)
+    return debuginfo(found[0]).source_at(found[1]) if found else None
