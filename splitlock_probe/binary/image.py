@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import bisect
 import os
+import struct
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -124,7 +126,7 @@ class ElfImage:
                         if note["n_type"] == "NT_GNU_BUILD_ID":
                             self.build_id = str(note["n_desc"])
                 if isinstance(s, SymbolTableSection):
-                    _symbols_of(s, functions, objects)
+                    _symbols_of(f, elf, s, functions, objects)
                     has_symtab = has_symtab or s.name == ".symtab"
         debug = self.debug_path()
         if debug is not None and debug != path and not has_symtab:
@@ -185,29 +187,52 @@ class ElfImage:
         return self.objects.at(vaddr, section)
 
 
+# Elf64_Sym and Elf32_Sym, little-endian (x86): read with struct, not
+# pyelftools' per-symbol parser, which took most of a C library's sweep.
+_SYM64, _SYM32 = struct.Struct("<IBBHQQ"), struct.Struct("<IIIBBH")
+STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_TLS = 0, 1, 2, 6
+SHN_UNDEF, SHN_LORESERVE, SHN_ABS = 0, 0xFF00, 0xFFF1
+
+
 def _symbols_of(
-    section: SymbolTableSection, functions: list[Symbol], objects: list[Symbol]
-) -> None:
-    for sym in section.iter_symbols():
-        kind = sym["st_info"]["type"]
-        shndx = sym["st_shndx"]
-        if not sym.name or shndx in ("SHN_UNDEF", "SHN_ABS"):
+    f: BinaryIO, elf: ELFFile, section: SymbolTableSection, functions: list[Symbol],
+    objects: list[Symbol],
+) -> None:  # fmt: skip
+    strtab = elf.get_section(section["sh_link"])
+    f.seek(section["sh_offset"])
+    data = f.read(section["sh_size"])
+    f.seek(strtab["sh_offset"])
+    names = f.read(strtab["sh_size"])
+    wide = elf.elfclass == 64
+    layout = _SYM64 if wide else _SYM32
+    data = data[: len(data) - len(data) % layout.size]
+    for entry in layout.iter_unpack(data):
+        if wide:
+            name_at, info, _other, shndx, value, size = entry
+        else:
+            name_at, value, size, info, _other, shndx = entry
+        if not name_at or shndx in (SHN_UNDEF, SHN_ABS) or name_at >= len(names):
             continue
-        entry = Symbol(sym.name, sym["st_value"], sym["st_size"],
-                       shndx if isinstance(shndx, int) else None)  # fmt: skip
-        if kind in ("STT_FUNC", "STT_NOTYPE"):
-            functions.append(entry)
-        elif kind in ("STT_OBJECT", "STT_TLS"):
-            objects.append(entry)
+        end = names.find(b"\0", name_at)
+        name = names[name_at : end if end >= 0 else len(names)].decode("utf-8", "replace")
+        if not name:
+            continue
+        kind = info & 0xF
+        symbol = Symbol(name, value, size, shndx if shndx < SHN_LORESERVE else None)
+        if kind in (STT_FUNC, STT_NOTYPE):
+            functions.append(symbol)
+        elif kind in (STT_OBJECT, STT_TLS):
+            objects.append(symbol)
 
 
 def _read_symbols(path: str, functions: list[Symbol], objects: list[Symbol]) -> None:
     try:
         with open(path, "rb") as f:
-            for section in ELFFile(f).iter_sections():
+            elf = ELFFile(f)
+            for section in elf.iter_sections():
                 if isinstance(section, SymbolTableSection):
-                    _symbols_of(section, functions, objects)
-    except (OSError, ELFError, ValueError, KeyError):
+                    _symbols_of(f, elf, section, functions, objects)
+    except (OSError, ELFError, ValueError, KeyError, struct.error):
         pass  # a damaged debug file: the image's own symbols stand
 
 
@@ -230,5 +255,5 @@ def image(path: str) -> ElfImage | None:
         if not os.path.isfile(path):
             return None
         return ElfImage(path)
-    except (OSError, ELFError, ValueError, KeyError, AssertionError):
+    except (OSError, ELFError, ValueError, KeyError, AssertionError, struct.error):
         return None
