@@ -7,8 +7,8 @@ from setuptools import Extension, setup
 
 agent = Extension(
     "splitlock_probe._agent",
-    sources=["csrc/agent/agent.c"],
-    depends=["csrc/agent/trapbuf.h"],
+    sources=["csrc/agent/agent.c", "csrc/agent/breakpoints.c"],
+    depends=["csrc/agent/agent.h", "csrc/agent/trapbuf.h", "csrc/agent/sitewire.h"],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-fvisibility=default"],
     libraries=["dl", "pthread"],
     py_limited_api=True,

@@ -208,6 +208,8 @@ int slp_tracer_release(struct slp_tracer *t, int timeout_ms, struct slp_trace_in
 int slp_tracer_free(struct slp_tracer *t);
 /* The trace buffer layout (agent/trapbuf.h), as compiled. */
 int slp_trapbuf_layout(uint32_t *header, uint32_t *record, uint32_t *insn_offset);
+/* The breakpoint site wire layout (agent/sitewire.h), as compiled. */
+int slp_sitewire_layout(uint32_t *site, uint32_t *reply, uint32_t *insn_offset);
 
 /* What this core is: "x86-64 core, gcc 12.2.0" (for --version). */
 const char *slp_build(void);

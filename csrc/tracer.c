@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "splitlock.h"
+#include "agent/sitewire.h"
 #include "agent/trapbuf.h"
 
 #if SLP_HAS_X86_64
@@ -418,5 +419,16 @@ int slp_trapbuf_layout(uint32_t *header, uint32_t *record, uint32_t *insn_offset
     *header = (uint32_t)sizeof(struct slt_header);
     *record = (uint32_t)sizeof(struct slt_record);
     *insn_offset = (uint32_t)__builtin_offsetof(struct slt_record, insn);
+    return SLP_OK;
+}
+
+/* The site wire layout (agent/sitewire.h) as compiled, likewise. */
+int slp_sitewire_layout(uint32_t *site, uint32_t *reply, uint32_t *insn_offset)
+{
+    if (site == NULL || reply == NULL || insn_offset == NULL)
+        return SLP_EINVAL;
+    *site = (uint32_t)sizeof(struct sls_site);
+    *reply = (uint32_t)sizeof(struct sls_reply);
+    *insn_offset = (uint32_t)__builtin_offsetof(struct sls_site, insn);
     return SLP_OK;
 }

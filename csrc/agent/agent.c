@@ -1,6 +1,12 @@
 /* agent.c: the in-process alignment-trap tracer, preloaded (LD_PRELOAD) into
  * every process of a program that `splitlock-probe run --trace` runs.
  *
+ * Two modes. Breakpoint mode (breakpoints.c, when SPLITLOCK_AGENT_SITES
+ * names the tool's site socket) traps only the locked instructions of each
+ * loaded image. Alignment-check (AC) mode, described here, traps every
+ * misaligned access, so it also sees code in no image (JIT), at a far
+ * higher cost.
+ *
  * It sets EFLAGS.AC, so every misaligned data access at CPL 3 raises #AC,
  * delivered as SIGBUS with si_code BUS_ADRALN (Linux keeps CR0.AM on). Its
  * SIGBUS handler records a *locked* instruction (its bytes and registers)
@@ -24,7 +30,10 @@
  * written to). Needs: Linux, x86-64, glibc. Built as its own shared
  * library; it never prints and never exits. */
 #define _GNU_SOURCE
+#include <aio.h>
 #include <dlfcn.h>
+#include <mqueue.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -36,10 +45,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "trapbuf.h"
+#include "agent.h"
 
 #if defined(__x86_64__) && defined(__linux__)
 
@@ -51,7 +61,8 @@
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
 
-static struct slt_header *buf;
+struct slt_header *sla_buf;
+static int ac_mode; /* 1: EFLAGS.AC traps every misaligned access; 0: breakpoints */
 static struct slt_record *records;
 static uint64_t capacity; /* taken when attaching, bounded by the mapping */
 static sigaction_fn real_sigaction;
@@ -73,12 +84,14 @@ SLA_ENTRY(sla_trap_entry, sla_trap_handler);
 
 static void set_ac(void)
 {
-    __asm__ volatile("pushfq\n\torl $0x40000, (%%rsp)\n\tpopfq" ::: "memory", "cc");
+    if (ac_mode)
+        __asm__ volatile("pushfq\n\torl $0x40000, (%%rsp)\n\tpopfq" ::: "memory", "cc");
 }
 
 static void clear_ac(void)
 {
-    __asm__ volatile("pushfq\n\tandl $~0x40000, (%%rsp)\n\tpopfq" ::: "memory", "cc");
+    if (ac_mode)
+        __asm__ volatile("pushfq\n\tandl $~0x40000, (%%rsp)\n\tpopfq" ::: "memory", "cc");
 }
 
 static struct sigaction *program_action(int sig)
@@ -91,7 +104,7 @@ static void pass_on(int sig, siginfo_t *si, void *uctx)
 {
     struct sigaction *p = program_action(sig);
 
-    __atomic_add_fetch(&buf->passed_on, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&sla_buf->passed_on, 1, __ATOMIC_RELAXED);
     if (p->sa_handler == SIG_IGN && sig == SIGTRAP && si->si_code <= 0)
         return;
     if (p->sa_handler == SIG_DFL || p->sa_handler == SIG_IGN) {
@@ -144,18 +157,18 @@ static uint32_t read_insn(uint64_t rip, uint8_t *out)
     return (uint32_t)n;
 }
 
-static void record(ucontext_t *uc, const uint8_t *insn, uint32_t len)
+void sla_record(ucontext_t *uc, const uint8_t *insn, uint32_t len)
 {
     static const int order[16] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP,
                                   REG_RSI, REG_RDI, REG_R8,  REG_R9,  REG_R10, REG_R11,
                                   REG_R12, REG_R13, REG_R14, REG_R15};
     greg_t *g = uc->uc_mcontext.gregs;
-    uint64_t i = __atomic_fetch_add(&buf->next, 1, __ATOMIC_RELAXED);
+    uint64_t i = __atomic_fetch_add(&sla_buf->next, 1, __ATOMIC_RELAXED);
     struct slt_record *r;
 
-    __atomic_add_fetch(&buf->locked, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&sla_buf->locked, 1, __ATOMIC_RELAXED);
     if (i >= capacity) {
-        __atomic_add_fetch(&buf->dropped, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&sla_buf->dropped, 1, __ATOMIC_RELAXED);
         return;
     }
     r = &records[i];
@@ -180,14 +193,14 @@ __attribute__((visibility("hidden"), used)) void sla_bus_handler(int sig, siginf
     uint8_t insn[SLT_INSN_MAX];
     uint32_t len;
 
-    if (si->si_code != BUS_ADRALN || !((uint64_t)g[REG_EFL] & EFLAGS_AC)) {
+    if (!ac_mode || si->si_code != BUS_ADRALN || !((uint64_t)g[REG_EFL] & EFLAGS_AC)) {
         pass_on(sig, si, uctx);
         return;
     }
-    __atomic_add_fetch(&buf->traps, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&sla_buf->traps, 1, __ATOMIC_RELAXED);
     len = read_insn((uint64_t)g[REG_RIP], insn);
     if (slt_is_locked(insn, len))
-        record(uc, insn, len);
+        sla_record(uc, insn, len);
     g[REG_EFL] = (greg_t)(((uint64_t)g[REG_EFL] & ~EFLAGS_AC) | EFLAGS_TF);
     stepping = 1;
 }
@@ -198,6 +211,8 @@ __attribute__((visibility("hidden"), used)) void sla_trap_handler(int sig, sigin
     ucontext_t *uc = uctx;
     greg_t *g = uc->uc_mcontext.gregs;
 
+    if (!ac_mode && si->si_code == SI_KERNEL && sla_breakpoint_hit(uc))
+        return;
     /* Ours by its state, not only by si_code: we set TF and are stepping, and the
      * kernel (not kill()) sent it. Some single steps arrive as TRAP_BRKPT. */
     if (stepping && si->si_code > 0 && ((uint64_t)g[REG_EFL] & EFLAGS_TF)) {
@@ -210,7 +225,7 @@ __attribute__((visibility("hidden"), used)) void sla_trap_handler(int sig, sigin
 
 static int ours(int sig)
 {
-    return buf != NULL && (sig == SIGBUS || sig == SIGTRAP);
+    return sla_buf != NULL && (sig == SIGBUS || sig == SIGTRAP);
 }
 
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -219,7 +234,7 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
         real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
     if (!ours(sig)) {
         struct sigaction copy;
-        if (buf == NULL || act == NULL)
+        if (sla_buf == NULL || act == NULL)
             return real_sigaction(sig, act, old);
         /* Its handlers must never run with our signals blocked. */
         copy = *act;
@@ -299,7 +314,7 @@ sighandler_t sigset(int sig, sighandler_t handler)
 
 static const sigset_t *without_ours(int how, const sigset_t *set, sigset_t *copy)
 {
-    if (buf == NULL || set == NULL || how == SIG_UNBLOCK)
+    if (sla_buf == NULL || set == NULL || how == SIG_UNBLOCK)
         return set;
     *copy = *set;
     sigdelset(copy, SIGBUS);
@@ -357,7 +372,7 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
 
     if (real == NULL)
         real = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
-    if (buf == NULL || (s = malloc(sizeof(*s))) == NULL)
+    if (sla_buf == NULL || !ac_mode || (s = malloc(sizeof(*s))) == NULL)
         return real(t, attr, fn, arg);
     s->fn = fn;
     s->arg = arg;
@@ -392,7 +407,7 @@ static int spawn_without_ac(const char *name, pid_t *pid, const char *path,
 
     clear_ac();
     r = real(pid, path, fa, sa, argv, envp);
-    if (buf != NULL)
+    if (sla_buf != NULL)
         set_ac();
     return r;
 }
@@ -418,9 +433,51 @@ int system(const char *command)
         real = (int (*)(const char *))dlsym(RTLD_NEXT, "system");
     clear_ac();
     r = real(command);
-    if (buf != NULL)
+    if (sla_buf != NULL)
         set_ac();
     return r;
+}
+
+/* Breakpoint mode: the C library calls that start a helper thread with every
+ * signal blocked take the C library's breakpoints out first (breakpoints.c),
+ * and a program's own thread attributes never block our signals. */
+#define SLA_DISARMING(ret, name, params, args, when)                                              \
+    ret name params                                                                               \
+    {                                                                                             \
+        static ret(*real) params;                                                                 \
+        if (real == NULL)                                                                         \
+            real = (ret(*) params)dlsym(RTLD_NEXT, #name);                                        \
+        if (sla_buf != NULL && !ac_mode && (when))                                                \
+            sla_breakpoints_disarm();                                                             \
+        return real args;                                                                         \
+    }
+
+SLA_DISARMING(int, timer_create, (clockid_t c, struct sigevent *ev, timer_t *t), (c, ev, t),
+              ev != NULL && ev->sigev_notify == SIGEV_THREAD)
+SLA_DISARMING(int, mq_notify, (mqd_t q, const struct sigevent *ev), (q, ev),
+              ev != NULL && ev->sigev_notify == SIGEV_THREAD)
+SLA_DISARMING(int, aio_read, (struct aiocb * cb), (cb), 1)
+SLA_DISARMING(int, aio_write, (struct aiocb * cb), (cb), 1)
+SLA_DISARMING(int, aio_fsync, (int op, struct aiocb *cb), (op, cb), 1)
+SLA_DISARMING(int, lio_listio, (int m, struct aiocb *const l[], int n, struct sigevent *ev),
+              (m, l, n, ev), 1)
+SLA_DISARMING(int, aio_read64, (struct aiocb64 * cb), (cb), 1)
+SLA_DISARMING(int, aio_write64, (struct aiocb64 * cb), (cb), 1)
+SLA_DISARMING(int, aio_fsync64, (int op, struct aiocb64 *cb), (op, cb), 1)
+SLA_DISARMING(int, lio_listio64, (int m, struct aiocb64 *const l[], int n, struct sigevent *ev),
+              (m, l, n, ev), 1)
+SLA_DISARMING(int, getaddrinfo_a, (int m, struct gaicb *l[], int n, struct sigevent *ev),
+              (m, l, n, ev), 1)
+
+int pthread_attr_setsigmask_np(pthread_attr_t *attr, const sigset_t *set)
+{
+    static int (*real)(pthread_attr_t *, const sigset_t *);
+    sigset_t copy;
+
+    if (real == NULL)
+        real = (int (*)(pthread_attr_t *, const sigset_t *))dlsym(RTLD_NEXT,
+                                                                  "pthread_attr_setsigmask_np");
+    return real(attr, without_ours(SIG_SETMASK, set, &copy));
 }
 
 static struct slt_header *attach(void)
@@ -486,8 +543,15 @@ __attribute__((constructor)) static void sla_start(void)
     sa.sa_sigaction = sla_trap_entry;
     if (real_sigaction(SIGTRAP, &sa, NULL) != 0)
         return;
-    buf = h;
-    __atomic_add_fetch(&buf->images, 1, __ATOMIC_RELAXED);
+    sla_buf = h;
+    __atomic_add_fetch(&sla_buf->images, 1, __ATOMIC_RELAXED);
+    /* The tool's site socket asks for breakpoint mode; without it, AC mode. */
+    const char *sites = getenv("SPLITLOCK_AGENT_SITES");
+    if (sites != NULL && sites[0] != '\0') {
+        sla_breakpoints_start(sites);
+        return;
+    }
+    ac_mode = 1;
     set_ac();
 }
 

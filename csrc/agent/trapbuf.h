@@ -29,7 +29,12 @@ struct slt_header {
     uint64_t passed_on;   /* SIGBUS / SIGTRAP that were the program's own */
     uint64_t images;      /* program images the agent started in (one per exec) */
     uint64_t lost_ac;     /* threads found without AC (ptrace: re-armed at a stop) */
-    uint64_t reserved[5];
+    /* Breakpoint mode (the agent traps only locked instructions, sitewire.h): */
+    uint64_t armed;       /* sites given a breakpoint, summed over images */
+    uint64_t unarmed;     /* sites that could not be (bytes differ, no room near) */
+    uint64_t hits;        /* breakpoints hit: every run of a watched locked op */
+    uint64_t blind;       /* images whose sites the tool could not give */
+    uint64_t disarmed;    /* C library sites taken out again (sla_breakpoints_disarm) */
 };
 
 struct slt_record {
