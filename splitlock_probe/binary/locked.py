@@ -40,6 +40,12 @@ class LockedInsn:
     operand: str  # the memory operand as written: "qword ptr [rdi + 0x3c]"
     base: str | None = None  # the base register of a register operand without index
     disp: int = 0
+    code: bytes = b""  # the instruction's bytes
+
+
+def disassembler(bits: int) -> Any:
+    """A capstone decoder for 32- or 64-bit code, without operand detail (fast)."""
+    return _cs(bits, False)
 
 
 @cache
@@ -142,4 +148,4 @@ def _described(
     if target is None and mem.base not in (0, x86.X86_REG_RIP) and not mem.index:
         base = insn.reg_name(mem.base)
     return LockedInsn(insn.address, section, text, mnemonic, width, target, operand, base,
-                      mem.disp)  # fmt: skip
+                      mem.disp, bytes(insn.bytes))  # fmt: skip

@@ -16,6 +16,7 @@ from splitlock_probe.cli.options import (
 )
 from splitlock_probe.run.request import ANY, RUN_DETECTORS, TRACE
 from splitlock_probe.run.trace.choose import CHOICES as TRACE_CHOICES
+from splitlock_probe.run.trace.choose import METHODS
 
 RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
 
@@ -25,15 +26,27 @@ class RunCommand(click.Command):
     command's first word as its value (`run --trace make check` runs make)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for p in self.params
+            if isinstance(p, click.Option) and not p.is_flag and not p.count
+            for name in p.opts
+        }
         out: list[str] = []
-        for k, arg in enumerate(args):
+        k = 0
+        while k < len(args):
+            arg = args[k]
             if arg == "--" or not arg.startswith("-"):  # the command starts here
                 out.extend(args[k:])
                 break
             if arg.startswith("--trace="):
                 out.extend(["--trace", "--tracer", arg[len("--trace=") :]])
+            elif arg in takes_value and k + 1 < len(args):  # `-o FILE`: FILE is no command
+                out.extend(args[k : k + 2])
+                k += 1
             else:
                 out.append(arg)
+            k += 1
         return super().parse_args(ctx, out)
 
 
@@ -59,8 +72,8 @@ class RunCommand(click.Command):
     "--trace",
     "trace",
     is_flag=True,
-    help="Trace alignment traps (EFLAGS.AC) in every thread, to find each locked op with "
-    "a misaligned operand: works on any x86 host, VMs and AMD included.",
+    help="Find each locked op with a misaligned operand, by breakpoints at the locked "
+    "instructions or alignment traps (EFLAGS.AC): works on any x86 host, VMs and AMD included.",
 )
 @click.option(
     "--tracer",
@@ -69,6 +82,28 @@ class RunCommand(click.Command):
     help="How to trace (implies --trace): auto (the default) takes the preloaded agent for "
     "dynamically linked programs, ptrace for static or set-user-ID ones and env -i; "
     "--trace=MODE says the same.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="auto",
+    show_default=True,
+    help="What --trace traps. breakpoint (the agent's default): only the locked "
+    "instructions of each loaded image, at about the cost of the program's own atomics; "
+    "not code outside ELF images (JIT) nor the C library's internals. alignment (ptrace's "
+    "only one): every misaligned access, so all code, at up to thousands of times the "
+    "program's run time.",
+)
+@click.option(
+    "--site-cache",
+    metavar="DIR",
+    type=click.Path(file_okay=False, dir_okay=True, writable=True, exists=True),
+    default=None,
+    envvar="SPLITLOCK_PROBE_SITE_CACHE",
+    help="Keep breakpoint mode's site lists here, per version of each file, so later runs "
+    "skip the sweep of each image (about 0.5 s for the C library, 10 s for gcc's cc1). "
+    "Also from SPLITLOCK_PROBE_SITE_CACHE. [default: none; each run sweeps the images it "
+    "loads once]",
 )
 @click.option(
     "--require-detector",
@@ -95,6 +130,8 @@ def run(
     fail_on: str,
     trace: bool,
     tracer: str | None,
+    method: str,
+    site_cache: str | None,
     required: tuple[str, ...],
     exit_with_command: bool,
     quiet: bool,
@@ -113,10 +150,12 @@ def run(
     on; the report goes to stderr (or to -o FILE), since stdout is the
     command's.
 
-    With --trace, every thread runs with the x86 alignment check on, and each
-    locked op with a misaligned operand is found: a split lock, or a hazard
-    that splits at another placement of its data. That works on any x86 host,
-    VMs and AMD included, where the kernel sees nothing.
+    With --trace, each locked op with a misaligned operand is found: a split
+    lock, or a hazard that splits at another placement of its data. The agent
+    puts a breakpoint at every locked instruction of the images the program
+    loads; ptrace (and --method alignment) runs every thread with the x86
+    alignment check on. That works on any x86 host, VMs and AMD included,
+    where the kernel sees nothing.
 
     \b
     Examples:
@@ -142,11 +181,13 @@ def run(
 
     wanted = targets(outputs, stderr=True)
     state = host_state.state(events)
-    mode = tracer or ("auto" if trace else None)
+    mode = tracer or ("auto" if trace or method != "auto" or site_cache else None)
     request, detectors = prepare(
         command, split_values(detect), fail_on, mode, split_values(required), state
     )
-    request = dataclasses.replace(request, exit_with_command=exit_with_command)
+    request = dataclasses.replace(
+        request, exit_with_command=exit_with_command, trace_method=method, site_cache=site_cache
+    )
     result = run_command(request, state, detectors)
     if result.trace is not None and result.trace.split:
         result.lock_cost, _ = quick_here()  # what those split locks cost here

@@ -75,6 +75,14 @@ def trapbuf_layout() -> tuple[int, int, int]:
     return int(out[0]), int(out[1]), int(out[2])
 
 
+def sitewire_layout() -> tuple[int, int, int]:
+    """sizeof a site, sizeof the reply header, offset of a site's instruction bytes."""
+    ffi, lib = load()
+    out = ffi.new("uint32_t[3]")
+    check_core(lib.slp_sitewire_layout(out, out + 1, out + 2), "site wire layout")
+    return int(out[0]), int(out[1]), int(out[2])
+
+
 def agent_library() -> str | None:
     """The preloadable trace agent built beside the core, if it was built."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import shlex
+import signal
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +12,13 @@ from splitlock_probe import __version__
 from splitlock_probe.host.cost import estimate, estimate_words
 from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK
 from splitlock_probe.run.result import RunResult, Site, sites
+from splitlock_probe.run.trace.choose import BREAKPOINT
 from splitlock_probe.text import counted, shown
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from splitlock_probe.run.trace.sites import TraceResult
 
 RUN_SCHEMA = "splitlock-probe/run/v1"
 
@@ -46,12 +50,19 @@ def notes(result: RunResult) -> list[str]:
                 f"the kernel suppressed {result.tally.suppressed[kind]:,} {label} lines while "
                 "the command ran (printk ratelimit): some threads may be missing"
             )
-    if result.sigbus_under_agent:
+    if result.killed_by_agent_trap == signal.SIGBUS:
         out.append(
             "the command died of SIGBUS under the agent: a program that blocks SIGBUS or "
             "installs its handler with raw system calls (not through the C library, which "
             "the agent wraps) dies of the agent's alignment trap, where untraced it would "
             "not; --trace=ptrace handles both (a real bus error looks the same)"
+        )
+    elif result.killed_by_agent_trap == signal.SIGTRAP:
+        out.append(
+            "the command died of SIGTRAP under the agent's breakpoints: a program that "
+            "blocks SIGTRAP or installs its handler with raw system calls (not through the "
+            "C library, which the agent wraps) dies at the first watched locked op, where "
+            "untraced it would not; --trace=ptrace handles both"
         )
     if result.fatal_sigbus:
         out.append(
@@ -70,11 +81,14 @@ def notes(result: RunResult) -> list[str]:
         out.append("counters were multiplexed; counts are scaled estimates")
     if result.descendants_left:
         why = "--exit-with-command" if result.request.exit_with_command else "interrupted"
-        ac = (
-            "; they keep the alignment check on (the agent lives in them)"
-            if result.trace is not None and result.trace.mechanism == "agent"
-            else ""
-        )
+        ac = ""
+        if result.trace is not None and result.trace.mechanism == "agent":
+            kept = (
+                "the alignment check on"
+                if result.trace.method == "alignment"
+                else ("their breakpoints, and images they load later go unwatched")
+            )
+            ac = f"; they keep {kept} (the agent lives in them)"
         out.append(
             f"{result.descendants_left:,} descendants of the command were still alive when "
             f"run stopped following ({why}): what they do after that is not seen{ac}"
@@ -176,6 +190,8 @@ def trace_section(result: RunResult) -> dict[str, Any]:
     return {
         "mechanism": t.mechanism,
         "reason": t.reason,
+        "method": t.method,
+        "breakpoints": t.breakpoints(),
         "alignment_traps": t.counters["traps"],
         "locked_traps": t.counters["locked"],
         "unlocked_traps": t.unlocked,
@@ -228,8 +244,18 @@ def verdict_line(result: RunResult) -> str:
     else:
         seen = "no split locks seen"
         if result.trace is not None:
-            seen += f" (traced {result.trace.counters['traps']:,} alignment traps)"
+            seen += f" ({_watched(result.trace)})"
     return f"{command}: {ended} after {result.elapsed_s:.2f} s; {seen}"
+
+
+def _watched(t: TraceResult) -> str:
+    """How much the tracer looked at, in its own terms."""
+    if t.method == BREAKPOINT:
+        return (
+            f"watched {counted(t.counters['armed'], 'locked site')}, which ran "
+            f"{counted(t.counters['hits'], 'time')}"
+        )
+    return f"traced {counted(t.counters['traps'], 'alignment trap')}"
 
 
 def _traced(result: RunResult, kind: str) -> str:
@@ -247,13 +273,22 @@ def draw_trace(result: RunResult, console: Console) -> None:
 
     t = result.trace
     assert t is not None
-    console.print(
-        Text(
-            f"trace: {t.mechanism} ({t.reason}): {t.counters['traps']:,} alignment traps, "
-            f"{t.counters['locked']:,} of locked ops",
-            style="dim",
+    if t.method == BREAKPOINT:
+        left = sum(t.not_armed.values())
+        head = (
+            f"trace: {t.mechanism} ({t.reason}), breakpoints: "
+            f"{counted(t.counters['armed'], 'locked site')} armed in "
+            f"{counted(len(t.images), 'image')}, hit {counted(t.counters['hits'], 'time')}, "
+            f"{t.counters['locked']:,} misaligned"
         )
-    )
+        if left:
+            head += f"; {left:,} C library internals not armed"
+    else:
+        head = (
+            f"trace: {t.mechanism} ({t.reason}): {t.counters['traps']:,} alignment traps, "
+            f"{t.counters['locked']:,} of locked ops"
+        )
+    console.print(Text(head, style="dim"))
     if not t.sites:
         return
     console.print(Text("locked ops with a misaligned operand", style="bold"))

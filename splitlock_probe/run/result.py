@@ -26,6 +26,8 @@ class RunRequest:
     fail_on: str = "none"  # none | split | hazard
     poll_s: float = POLL_S
     trace: str | None = None  # auto | agent | ptrace: trace alignment traps
+    trace_method: str = "auto"  # auto | breakpoint | alignment (run/trace/choose.py)
+    site_cache: str | None = None  # where breakpoint mode keeps site tables across runs
     exit_with_command: bool = False  # stop following when the command exits, not its tree
 
 
@@ -130,16 +132,15 @@ class RunResult:
         return sum(values) if values else None
 
     @property
-    def sigbus_under_agent(self) -> bool:
-        """The command died of SIGBUS while the agent traced it: a program that
-        blocks SIGBUS or takes its handler with raw system calls (past the C
-        library the agent wraps) dies of the agent's own alignment trap."""
-        return (
-            self.trace is not None
-            and self.trace.mechanism == "agent"
-            and self.exit is not None
-            and self.exit.signal == signal.SIGBUS
-        )
+    def killed_by_agent_trap(self) -> int | None:
+        """The signal of the agent's own trap (SIGBUS for the alignment check,
+        SIGTRAP for a breakpoint) when the command died of it: a program that
+        blocks it or takes its handler with raw system calls (past the C
+        library the agent wraps) dies of the agent's trap."""
+        if self.trace is None or self.trace.mechanism != "agent" or self.exit is None:
+            return None
+        ours = signal.SIGBUS if self.trace.method == "alignment" else signal.SIGTRAP
+        return int(ours) if self.exit.signal == ours else None
 
     @property
     def fatal_sigbus(self) -> bool:

@@ -236,7 +236,7 @@ def run_command(
     tracing: Tracing | None = None
     try:
         if request.trace:
-            tracing = Tracing(request.argv, request.trace)
+            tracing = Tracing(request.argv, request.trace, request.trace_method, request.site_cache)
         child = spawn.start(request.argv, mask=old_mask, env=tracing.env() if tracing else None)
         result.pid = child.pid
         try:

@@ -19,7 +19,10 @@ MAGIC, VERSION = 0x544C5053, 1
 DEFAULT_CAPACITY = 1 << 16  # records: 12 MiB of address space, touched only as filled
 _HEADER = struct.Struct("<IIII" + "Q" * 12)
 _RECORD = struct.Struct("<IIQQ16QQQ16sII")
-COUNTERS = ("next", "traps", "locked", "dropped", "passed_on", "images", "lost_ac")
+COUNTERS = (
+    "next", "traps", "locked", "dropped", "passed_on", "images", "lost_ac",
+    "armed", "unarmed", "hits", "blind", "disarmed",
+)  # fmt: skip
 FD_ENV, ID_ENV = "SPLITLOCK_AGENT_FD", "SPLITLOCK_AGENT_ID"
 
 

@@ -14,6 +14,24 @@ if TYPE_CHECKING:
 
 AGENT, PTRACE, AUTO = "agent", "ptrace", "auto"
 CHOICES = (AUTO, AGENT, PTRACE)
+# What traps: a breakpoint at each locked instruction of each loaded image
+# (the agent only), or the alignment check on every misaligned access.
+BREAKPOINT, ALIGNMENT = "breakpoint", "alignment"
+METHODS = (AUTO, BREAKPOINT, ALIGNMENT)
+
+
+def choose_method(mechanism: str, wanted: str) -> str:
+    """The agent traps locked instructions unless asked otherwise; ptrace traps
+    misaligned accesses (its breakpoints would stop every thread at each one)."""
+    if wanted == AUTO:
+        return BREAKPOINT if mechanism == AGENT else ALIGNMENT
+    if wanted == BREAKPOINT and mechanism != AGENT:
+        from splitlock_probe.errors import UsageError
+
+        raise UsageError(
+            "--method breakpoint needs the agent (--trace=agent); ptrace traps alignment"
+        )
+    return wanted
 
 
 def availability(wanted: str) -> Availability:
@@ -29,8 +47,9 @@ def availability(wanted: str) -> Availability:
         return Availability(False, "the trace agent was not built (reinstall); use ptrace")
     return Availability(
         True,
-        "EFLAGS.AC alignment traps in every thread of the command: locked ops with a "
-        "misaligned operand, split or not",
+        "breakpoints at the locked instructions of every image the command loads (the "
+        "agent), or EFLAGS.AC alignment traps in every thread (--method alignment, ptrace): "
+        "locked ops with a misaligned operand, split or not",
     )
 
 

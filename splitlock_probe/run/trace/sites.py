@@ -7,13 +7,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from splitlock_probe.binary.data import DataPlace, at_run_time
 from splitlock_probe.host.procinfo import Mapping
 from splitlock_probe.run.trace.buffer import TrapRecord
+from splitlock_probe.run.trace.choose import ALIGNMENT, BREAKPOINT
 from splitlock_probe.run.trace.decode import HAZARD, SPLIT, Undecodable, decode
 from splitlock_probe.run.trace.symbols import place, source_of
+from splitlock_probe.text import counted
+
+if TYPE_CHECKING:
+    from splitlock_probe.run.trace.siteserver import ImageAnswer
 
 
 @dataclass
@@ -71,6 +76,8 @@ class TraceResult:
     programs: int | None = None  # programs the tree exec'd (task records); None: unknown
     tampered: bool = False  # the traced program wrote into the trace buffer's header
     privileges_dropped: bool = False  # ptrace ran a set-user-ID program without its privileges
+    method: str = ALIGNMENT  # breakpoint | alignment
+    images: list[ImageAnswer] = field(default_factory=list)  # breakpoint mode: each image's sites
 
     @property
     def untraced(self) -> int | None:
@@ -104,6 +111,28 @@ class TraceResult:
         return {tid for s in self.sites for tid in s.threads}
 
     @property
+    def not_armed(self) -> dict[str, int]:
+        """Breakpoint mode: C library sites left unarmed, by why (run/trace/clibrary.py)."""
+        out: Counter[str] = Counter()
+        for image in self.images:
+            out.update(image.left)
+        return dict(out)
+
+    def breakpoints(self) -> dict[str, Any] | None:
+        """What breakpoint mode watched, for the JSON; None in alignment mode."""
+        if self.method != BREAKPOINT:
+            return None
+        return {
+            "armed": self.counters["armed"],
+            "unarmed": self.counters["unarmed"],
+            "hits": self.counters["hits"],
+            "blind_images": self.counters["blind"],
+            "disarmed": self.counters["disarmed"],
+            "not_armed": self.not_armed,
+            "images": [image.as_dict() for image in self.images],
+        }
+
+    @property
     def unlocked(self) -> int:
         """Alignment traps of instructions that were not locked: ignored, counted."""
         return max(0, self.counters["traps"] - self.counters["locked"])
@@ -128,6 +157,8 @@ class TraceResult:
             )
         if self.undecodable:
             out.append(f"{len(self.undecodable)} trapped instructions could not be decoded")
+        if self.method == BREAKPOINT:
+            out.extend(self._breakpoint_notes())
         if self.counters["lost_ac"]:
             out.append(
                 f"{self.counters['lost_ac']:,} times a thread was found without the "
@@ -155,6 +186,33 @@ class TraceResult:
             )
         return out
 
+    def _breakpoint_notes(self) -> list[str]:
+        out = []
+        blind = [i for i in self.images if i.error is not None]
+        if self.counters["blind"] or blind:
+            named = ", ".join(f"{i.path} ({i.error})" for i in blind[:3])
+            more = f", +{len(blind) - 3}" if len(blind) > 3 else ""
+            out.append(
+                f"{counted(max(self.counters['blind'], len(blind)), 'image')} went "
+                f"unwatched (no site list){': ' + named + more if named else ''}; "
+                "--method alignment sees them"
+            )
+        if self.counters["disarmed"]:
+            out.append(
+                f"the C library's {counted(self.counters['disarmed'], 'breakpoint')} were "
+                "taken out when the program started one of its helper threads, which run "
+                "with every signal blocked (a SIGEV_THREAD timer or mq_notify, aio, "
+                "getaddrinfo_a): its sites, and images loaded after that, went unwatched "
+                "from then on (--method alignment has no such gap)"
+            )
+        if self.counters["unarmed"]:
+            out.append(
+                f"{counted(self.counters['unarmed'], 'locked site')} could not be armed (the "
+                "code in memory differs from its file, or no room for a copy near the "
+                "image): not watched"
+            )
+        return out
+
 
 def collect(
     mechanism: str,
@@ -167,10 +225,12 @@ def collect(
     programs: int | None = None,
     tampered: bool = False,
     privileges_dropped: bool = False,
+    method: str = ALIGNMENT,
+    images: list[ImageAnswer] | None = None,
 ) -> TraceResult:
     result = TraceResult(
         mechanism, reason, counters, programs=programs, tampered=tampered,
-        privileges_dropped=privileges_dropped,
+        privileges_dropped=privileges_dropped, method=method, images=images or [],
     )  # fmt: skip
     by_place: dict[str, TraceSite] = {}
     for r in records:

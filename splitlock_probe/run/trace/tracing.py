@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Protocol
 from splitlock_probe.native import PerfOpenError
 from splitlock_probe.native.trace import Tracer, agent_library
 from splitlock_probe.run.trace.buffer import TrapBuffer
-from splitlock_probe.run.trace.choose import AGENT, PTRACE, choose
+from splitlock_probe.run.trace.choose import AGENT, AUTO, BREAKPOINT, PTRACE, choose, choose_method
 from splitlock_probe.run.trace.sites import TraceResult, collect
+from splitlock_probe.run.trace.siteserver import SiteServer
 
 if TYPE_CHECKING:
     from splitlock_probe.host.procinfo import Mapping
@@ -47,9 +48,18 @@ def privileges_dropped(argv: Sequence[str]) -> bool:
 
 
 class Tracing:
-    def __init__(self, argv: Sequence[str], wanted: str) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        wanted: str,
+        method: str = AUTO,
+        site_cache: str | None = None,
+    ) -> None:
         self.agent = agent_library()
         self.mechanism, self.reason = choose(argv, wanted, self.agent is not None)
+        self.method = choose_method(self.mechanism, method)
+        self.site_cache = site_cache
+        self.sites: SiteServer | None = None
         if self.mechanism == AGENT and self.agent is None:
             from splitlock_probe.errors import UnsupportedHost
 
@@ -74,6 +84,9 @@ class Tracing:
         preload = env.get("LD_PRELOAD", "").strip()
         env["LD_PRELOAD"] = f"{self.agent} {preload}".strip()
         env.update(self.buffer.agent_env())
+        if self.method == BREAKPOINT:
+            self.sites = SiteServer(self.site_cache)
+            env.update(self.sites.env())
         return env
 
     def attach(self, pid: int) -> None:
@@ -102,9 +115,14 @@ class Tracing:
             tracker.execs,
             self.buffer.tampered(),
             self.privileges_dropped,
+            self.method,
+            sorted(self.sites.answers.values(), key=lambda a: a.path) if self.sites else [],
         )
 
     def close(self) -> None:
+        if self.sites is not None:
+            self.sites.close()
+            self.sites = None
         if self.tracer is not None:
             self.tracer.close()
             self.tracer = None
