@@ -18,6 +18,20 @@ from splitlock_probe.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+# The ways `run --trace` can trace: the agent's breakpoints (its default), the
+# agent's alignment check, and ptrace (alignment check only).
+TRACERS = ["agent", "agent:alignment", "ptrace"]
+
+
+def tracer_args(tracer: str) -> list[str]:
+    """`agent:alignment` -> --trace=agent --method alignment."""
+    mechanism, _, method = tracer.partition(":")
+    return [f"--trace={mechanism}", *(["--method", method] if method else [])]
+
+
+def tracer_method(tracer: str) -> str:
+    mechanism, _, method = tracer.partition(":")
+    return method or ("breakpoint" if mechanism == "agent" else "alignment")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from tests.conftest import cli_json
+from tests.conftest import TRACERS, cli_json, tracer_args
 
 PLACED = Path(__file__).resolve().parent / "audit" / "placed.c"
 LIBC = os.path.realpath("/lib/x86_64-linux-gnu/libc.so.6")
@@ -185,7 +185,7 @@ def test_a_file_without_debug_information_still_gets_sites(
     assert all(s["source"] is None for s in f["sites"])
 
 
-@pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
+@pytest.mark.parametrize("mechanism", TRACERS)
 def test_run_trace_names_the_source_and_the_data_it_hit(
     built: dict[str, Path], mechanism: str
 ) -> None:
@@ -193,7 +193,7 @@ def test_run_trace_names_the_source_and_the_data_it_hit(
     and its member, as the audit found them statically."""
     from tests.test_trace import traced
 
-    result, doc = traced(f"--trace={mechanism}", "--", str(built["pie"]))
+    result, doc = traced(*tracer_args(mechanism), "--", str(built["pie"]))
     assert result.returncode == 0, result.stderr[-2000:]
     sites = {s["symbol"]: s for s in doc["trace"]["sites"]}
     static = by_function(cli_json_of(built["pie"]))

@@ -21,7 +21,7 @@ from lxml import etree
 from splitlock_probe.host.paths import ROOT_ENV
 from splitlock_probe.run.trace.buffer import TrapRecord
 from splitlock_probe.run.trace.decode import decode
-from tests.conftest import DATA, REPO
+from tests.conftest import DATA, REPO, TRACERS, tracer_args, tracer_method
 from tests.test_run import site_offset
 
 XSD = etree.XMLSchema(etree.parse(str(DATA / "junit" / "junit.xsd")))
@@ -68,15 +68,20 @@ def check_story(doc: dict[str, Any], program: Path) -> None:
     assert hazard["location"] == f"{name}+{site_offset(program, 'site_hazard'):#x}"
     assert hazard["instruction"].startswith("lock xadd dword ptr")
     assert trace["locked_traps"] == 9 and trace["dropped"] == 0
-    assert trace["unlocked_traps"] >= 1000  # ours, and whatever the C library does
+    if trace["method"] == "alignment":
+        assert trace["unlocked_traps"] >= 1000  # ours, and whatever the C library does
+    else:  # only locked instructions trap: each run of a watched one, misaligned or not
+        assert trace["alignment_traps"] == 0 and trace["breakpoints"]["hits"] >= 9
+        assert trace["breakpoints"]["armed"] > 0 and trace["breakpoints"]["unarmed"] == 0
     assert (trace["split"], trace["hazard"]) == (6, 3)
 
 
-@pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
+@pytest.mark.parametrize("mechanism", TRACERS)
 def test_every_thread_child_and_image_is_traced(programs: Path, mechanism: str) -> None:
-    r, doc = traced(f"--trace={mechanism}", "--", str(programs / "hazards"), *STORY)
+    r, doc = traced(*tracer_args(mechanism), "--", str(programs / "hazards"), *STORY)
     assert r.returncode == 0, r.stderr
-    assert doc["trace"]["mechanism"] == mechanism
+    assert doc["trace"]["mechanism"] == mechanism.partition(":")[0]
+    assert doc["trace"]["method"] == tracer_method(mechanism)
     check_story(doc, programs / "hazards")
     assert doc["trace"]["images"] == 2  # the program, and its exec'd child
 
@@ -89,12 +94,12 @@ def test_a_static_program_is_traced_with_ptrace(static_hazards: Path) -> None:
     check_story(doc, static_hazards)
 
 
-@pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
+@pytest.mark.parametrize("mechanism", TRACERS)
 def test_the_programs_own_sigbus_handler_still_gets_its_signals(
     programs: Path, mechanism: str
 ) -> None:
     # The program exits 1 unless its handler saw both its real bus error and its kill().
-    r, doc = traced(f"--trace={mechanism}", "--", str(programs / "hazards"), "own-sigbus",
+    r, doc = traced(*tracer_args(mechanism), "--", str(programs / "hazards"), "own-sigbus",
                     "split", "1")  # fmt: skip
     assert r.returncode == 0, r.stdout
     assert "own SIGBUS handler ran 2 times (si_code 2, 0)" in r.stdout
@@ -102,20 +107,20 @@ def test_the_programs_own_sigbus_handler_still_gets_its_signals(
     assert [s["symbol"] for s in doc["trace"]["sites"]] == ["site_split"]
 
 
-@pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
+@pytest.mark.parametrize("mechanism", TRACERS)
 def test_the_programs_own_sigtrap_handler_still_gets_its_signals(
     programs: Path, mechanism: str
 ) -> None:
-    r, doc = traced(f"--trace={mechanism}", "--", str(programs / "hazards"), "own-sigtrap",
+    r, doc = traced(*tracer_args(mechanism), "--", str(programs / "hazards"), "own-sigtrap",
                     "hazard", "1")  # fmt: skip
     assert r.returncode == 0, r.stdout
     assert "own SIGTRAP handler ran 2 times" in r.stdout
     assert [s["symbol"] for s in doc["trace"]["sites"]] == ["site_hazard"]
 
 
-@pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
+@pytest.mark.parametrize("mechanism", TRACERS)
 def test_the_commands_exit_status_is_kept(programs: Path, mechanism: str) -> None:
-    r, doc = traced(f"--trace={mechanism}", "--fail-on", "split", "--", str(programs / "hazards"),
+    r, doc = traced(*tracer_args(mechanism), "--fail-on", "split", "--", str(programs / "hazards"),
                     "split", "1", "exit", "7")  # fmt: skip
     assert r.returncode == 7
     assert doc["exit"]["code"] == 7 and doc["summary"]["split"] is True
@@ -182,8 +187,7 @@ def test_unprivileged_trace(programs: Path, run_unprivileged: Any) -> None:
         shutil.copy2(programs / "hazards", shared / "hazards")
         program = [str(shared / "hazards"), "split", "1", "hazard", "1"]
         results = {
-            m: run_unprivileged("run", "--json", f"--trace={m}", "--", *program)
-            for m in ("agent", "ptrace")
+            m: run_unprivileged("run", "--json", *tracer_args(m), "--", *program) for m in TRACERS
         }
     finally:
         shutil.rmtree(shared)
@@ -271,13 +275,13 @@ def test_ptrace_follows_what_the_agent_cannot(programs: Path) -> None:
     assert doc["trace"]["untraced_programs"] == 0 and doc["trace"]["split"] > 0
 
 
-@pytest.mark.parametrize("mechanism", ["ptrace", "agent"])
+@pytest.mark.parametrize("mechanism", TRACERS)
 def test_a_program_that_corrupts_the_trace_buffer_cannot_crash_the_tool(
     programs: Path, mechanism: str
 ) -> None:
     """bufpoke sets the buffer's capacity to 0xffffffff and its next record to
     2^30, then split-locks 3 times: the records cannot be kept, only counted."""
-    r, doc = traced(f"--trace={mechanism}", "--", str(programs / "bufpoke"))
+    r, doc = traced(*tracer_args(mechanism), "--", str(programs / "bufpoke"))
     assert r.returncode == 0, r.stderr[-400:]  # 3 would mean it found no buffer to poke
     trace = doc["trace"]
     assert trace["buffer_tampered"] is True
@@ -285,12 +289,12 @@ def test_a_program_that_corrupts_the_trace_buffer_cannot_crash_the_tool(
     assert any("wrote into the trace buffer" in n for n in trace["notes"])
 
 
-@pytest.mark.parametrize("mechanism", ["agent", "ptrace"])
+@pytest.mark.parametrize("mechanism", TRACERS)
 def test_a_descendant_that_outlives_the_command_is_waited_for(
     programs: Path, mechanism: str
 ) -> None:
     for _ in range(3):  # it used to be found in 0 of 10 runs
-        r, doc = traced(f"--trace={mechanism}", "--fail-on", "split", "--",
+        r, doc = traced(*tracer_args(mechanism), "--fail-on", "split", "--",
                         str(programs / "orphan"))  # fmt: skip
         assert r.returncode == 1, r.stderr[-400:]
         assert doc["trace"]["split"] == 1 and doc["summary"]["descendants_left"] == 0
@@ -300,6 +304,9 @@ def test_exit_with_command_stops_with_the_command_and_says_who_was_left(programs
     r, doc = traced("--trace=agent", "--exit-with-command", "--", str(programs / "orphan"))
     assert r.returncode == 0, r.stderr[-400:]
     assert doc["summary"]["descendants_left"] == 1
+    assert any("still alive" in n and "their breakpoints" in n for n in doc["notes"])
+    r, doc = traced("--trace=agent", "--method", "alignment", "--exit-with-command", "--",
+                    str(programs / "orphan"))  # fmt: skip
     assert any("still alive" in n and "alignment check on" in n for n in doc["notes"])
     time.sleep(0.3)  # let the orphan finish before the next test
 
@@ -361,16 +368,21 @@ def test_signal_under_strict_iso_c_keeps_the_agents_handler(tmp_path: Path) -> N
                    check=True)  # fmt: skip
     nm = subprocess.run(["nm", "-D", str(prog)], capture_output=True, text=True).stdout
     assert "__sysv_signal" in nm  # the program really takes that way in
-    r, doc = traced("--trace=agent", "--", str(prog))
+    r, doc = traced("--trace=agent", "--method", "alignment", "--", str(prog))
     assert r.returncode == 0, r.stderr[-400:]
     assert doc["trace"]["split"] == 1 and doc["trace"]["unlocked_traps"] >= 7
+    r, doc = traced("--trace=agent", "--", str(prog))  # breakpoints: its SIGBUS is its own
+    assert r.returncode == 0, r.stderr[-400:]
+    assert doc["trace"]["split"] == 1
 
 
 def test_a_signal_racing_the_trap_does_not_kill_the_program(programs: Path) -> None:
     for _ in range(3):  # it died in 5 of 5 runs
-        r, doc = traced("--trace=agent", "--", str(programs / "alarmrace"))
+        r, doc = traced("--trace=agent", "--method", "alignment", "--", str(programs / "alarmrace"))
         assert r.returncode == 0, (doc["exit"], r.stderr[-300:])
         assert doc["trace"]["unlocked_traps"] > 1000
+    r, doc = traced("--trace=agent", "--", str(programs / "alarmrace"))
+    assert r.returncode == 0, (doc["exit"], r.stderr[-300:])
 
 
 def test_auto_takes_ptrace_where_env_would_drop_the_agent(programs: Path) -> None:
@@ -397,9 +409,13 @@ def test_a_bare_trace_never_swallows_the_command(programs: Path) -> None:
 def test_a_program_that_blocks_sigbus_with_a_raw_system_call(programs: Path) -> None:
     """The agent cannot see a raw rt_sigprocmask: its trap kills the program,
     and the report says so and names the way out; ptrace keeps it alive."""
-    agent, doc = traced("--trace=agent", "--", str(programs / "blockall"))
+    agent, doc = traced("--trace=agent", "--method", "alignment", "--", str(programs / "blockall"))
     assert agent.returncode == 128 + 7  # SIGBUS
     assert any("died of SIGBUS under the agent" in n and "--trace=ptrace" in n
+               for n in doc["notes"])  # fmt: skip
+    agent, doc = traced("--trace=agent", "--", str(programs / "blockall"))
+    assert agent.returncode == 128 + 5  # SIGTRAP: the breakpoint at its locked op
+    assert any("died of SIGTRAP under the agent's breakpoints" in n and "--trace=ptrace" in n
                for n in doc["notes"])  # fmt: skip
     ptrace, doc = traced("--trace=ptrace", "--", str(programs / "blockall"))
     assert ptrace.returncode == 0, ptrace.stderr[-1000:]

@@ -1,0 +1,170 @@
+"""The agent's breakpoint mode for real: an int3 at each locked instruction of
+each loaded image (csrc/agent/breakpoints.c), its sites from the tool's
+socket (run/trace/siteserver.py). What glibc does with every signal blocked
+must not kill the program; images loaded later are watched; what the
+program does with SIGBUS and AC is its own; the wire layout is the
+compiler's; the site cache is used and never trusted blindly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from splitlock_probe.host.paths import ROOT_ENV
+from splitlock_probe.run.trace.sitewire import REPLY, SITE, pack, site_table
+from tests.conftest import REPO
+
+
+def traced(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    env = {**os.environ}
+    env.pop(ROOT_ENV, None)
+    r = subprocess.run(
+        [sys.executable, "-m", "splitlock_probe", "run", "--json", *args],
+        capture_output=True, text=True, cwd=REPO, env=env, check=False,
+    )  # fmt: skip
+    return r, json.loads(r.stderr)
+
+
+@pytest.fixture(scope="module")
+def splitlib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lib") / "libsplitlib.so"
+    source = REPO / "tests" / "progs" / "lib" / "splitlib.c"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(out), str(source)], check=True)
+    return out
+
+
+def test_the_wire_layout_is_the_compilers() -> None:
+    from splitlock_probe.native.trace import sitewire_layout
+
+    assert sitewire_layout() == (SITE.size, REPLY.size, 20)
+
+
+def test_glibcs_blocked_windows_do_not_kill_and_library_sites_are_found(
+    programs: Path, splitlib: Path
+) -> None:
+    """Threads made and ended, pthread_kill, raise, posix_spawn, fork, system():
+    glibc blocks every signal in parts of them, where a breakpoint kills. A mutex
+    placed to split is found at the C library's own lock op, naming our data; a
+    library loaded by dlopen is watched from the loader's hook."""
+    for _ in range(3):  # it died of SIGTRAP in 3 of 3 before the C library rules
+        r, doc = traced("--trace=agent", "--", str(programs / "lifecycle"), str(splitlib))
+        assert r.returncode == 0, (doc["exit"], doc["trace"]["notes"])
+        sites = {s["symbol"].split("+")[0]: s for s in doc["trace"]["sites"]}
+        assert set(sites) == {"pthread_mutex_lock", "split_in_library"}
+        mutex = sites["pthread_mutex_lock"]
+        assert mutex["location"].startswith("libc.so.6+") and mutex["kind"] == "split"
+        assert (mutex["data"]["symbol"], mutex["data"]["offset"]) == ("lines", 62)
+        assert sites["split_in_library"]["line_offsets"] == {"60": 1}
+        points = doc["trace"]["breakpoints"]
+        assert points["armed"] > 0 and points["unarmed"] == 0 and points["disarmed"] == 0
+        assert points["not_armed"].get("internal", 0) > 0  # the C library's own code
+        assert points["hits"] >= 64 * 100 * 2  # every worker's lock and unlock
+
+
+def test_a_helper_thread_with_every_signal_blocked_takes_the_c_library_out(
+    programs: Path, splitlib: Path
+) -> None:
+    """glibc's SIGEV_THREAD timer helper locks a mutex with every signal blocked:
+    a breakpoint there killed the program (133). Now the C library's breakpoints
+    are taken out first, and the report says what went unwatched."""
+    r, doc = traced("--trace=agent", "--", str(programs / "lifecycle"), str(splitlib), "timer")
+    assert r.returncode == 0, (doc["exit"], doc["trace"]["notes"])
+    assert doc["trace"]["breakpoints"]["disarmed"] > 0
+    assert any("taken out" in n and "every signal blocked" in n for n in doc["trace"]["notes"])
+    # what came before is still found
+    assert {s["symbol"].split("+")[0] for s in doc["trace"]["sites"]} == {
+        "pthread_mutex_lock", "split_in_library"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("program", "split"),
+    [
+        ("rawsig", 1),  # a SIGBUS handler installed by a raw rt_sigaction: spun for ever
+        ("acself", 0),  # sets AC itself and expects its own BUS_ADRALN: never got it
+    ],
+)
+def test_sigbus_and_ac_stay_the_programs_own(programs: Path, program: str, split: int) -> None:
+    r, doc = traced("--trace=agent", "--", str(programs / program))
+    assert r.returncode == 0, r.stderr[-400:]
+    assert doc["trace"]["method"] == "breakpoint" and doc["trace"]["split"] == split
+
+
+def test_the_site_cache_is_used_and_a_broken_entry_is_rebuilt(
+    programs: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "sites"
+    cache.mkdir()
+    args = ("--trace=agent", "--site-cache", str(cache), "--", str(programs / "hazards"),
+            "split", "1")  # fmt: skip
+    r, first = traced(*args)
+    assert r.returncode == 0
+    entries = sorted(cache.iterdir())
+    assert len(entries) >= 2 and all(e.name.endswith(".sites") for e in entries)  # libc, prog
+    for entry in entries:
+        entry.write_bytes(b"{not json\n" + os.urandom(100))
+    r, second = traced(*args)
+    assert r.returncode == 0
+    assert second["trace"]["split"] == first["trace"]["split"] == 1
+    assert second["trace"]["breakpoints"]["armed"] == first["trace"]["breakpoints"]["armed"]
+    assert all(e.read_bytes().startswith(b'{"watched"') for e in entries)  # rewritten whole
+
+
+def test_a_site_the_operand_of_which_cannot_misalign_is_not_armed(tmp_path: Path) -> None:
+    """RIP-relative and aligned: its address keeps its alignment wherever the image
+    loads, so it needs no breakpoint; misaligned or through a register, it does."""
+    source = tmp_path / "fixed.c"
+    source.write_text(
+        "#include <stdint.h>\n"
+        "static _Alignas(64) uint64_t words[16];\n"  # static: RIP-relative, not via the GOT
+        "void fixed(void) { __atomic_fetch_or(&words[1], 1, __ATOMIC_SEQ_CST); }\n"
+        "void moved(uint64_t *p) { __atomic_fetch_or(p, 1, __ATOMIC_SEQ_CST); }\n"
+        "void odd(void) { __atomic_fetch_or((uint32_t *)((char *)words + 62), 1, 5); }\n"
+    )
+    lib = tmp_path / "libfixed.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(lib), str(source)], check=True)
+    table = site_table(str(lib))
+    assert (table.found, table.watched) == (3, 2)
+    vaddrs = {SITE.unpack_from(table.packed, i * SITE.size)[0] for i in range(table.watched)}
+    nm = subprocess.run(["nm", "-S", str(lib)], capture_output=True, text=True, check=True).stdout
+    where = {f[3]: (int(f[0], 16), int(f[0], 16) + int(f[1], 16))
+             for f in (line.split() for line in nm.splitlines()) if len(f) == 4}  # fmt: skip
+    inside = {name for v in vaddrs for name, (lo, hi) in where.items() if lo <= v < hi}
+    assert inside == {"moved", "odd"}
+
+
+def test_pack_describes_the_operand_as_the_agent_computes_it() -> None:
+    from splitlock_probe.binary.locked import LockedInsn
+
+    class _Section:
+        index = 1
+
+    code = bytes.fromhex("f0834c881001")  # lock or dword ptr [rax + rcx*4 + 0x10], 1
+    insn = LockedInsn(0x1000, _Section(), "lock or", "or", 4, None, "dword ptr [...]", None,  # type: ignore[arg-type]
+                      0x10, code)  # fmt: skip
+    packed = pack(insn)
+    assert packed is not None
+    vaddr, disp, length, width, base, index, scale, flags, disp_at, _, code = SITE.unpack(packed)
+    fields = (vaddr, disp, length, width, base, index, scale, flags, disp_at)
+    assert fields == (0x1000, 0x10, 6, 4, 0, 1, 4, 0, 0)  # rax + rcx * 4 + 0x10
+    assert code.rstrip(b"\0") == insn.code
+
+
+def test_the_run_options_before_the_command_keep_their_values(
+    programs: Path, tmp_path: Path
+) -> None:
+    """`run --json -o FILE --trace=agent -- PROG`: FILE is -o's, not the command."""
+    out = tmp_path / "run.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "splitlock_probe", "run", "--json", "-o", str(out),
+         "--trace=agent", "--", str(programs / "hazards"), "split", "1"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["command"][0] == str(programs / "hazards") and doc["trace"]["split"] == 1
