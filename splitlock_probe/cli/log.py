@@ -54,16 +54,20 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
     from splitlock_probe.host.kernel import KernelState
     from splitlock_probe.host.kmsg.messages import TrapEvent
     from splitlock_probe.log.read import never_logs, read
+    from splitlock_probe.report.csvform import CsvStream
     from splitlock_probe.report.logview import EVENT_SCHEMA, STATUS_SCHEMA, event_line
     from splitlock_probe.report.outputs import emit
     from splitlock_probe.report.reports import LogReport
 
-    as_json = outputs["as_json"]
+    as_json, as_csv = outputs["as_json"], outputs["as_csv"]
     wanted = targets(outputs)
+    rows = CsvStream(emit_json)
 
     def show(event: TrapEvent) -> None:
         if as_json:
             emit_json(json.dumps({"schema": EVENT_SCHEMA, **event.as_dict()}) + "\n")
+        elif as_csv:
+            rows.row(event.as_dict())
         else:
             click.echo(event_line(event))
 
@@ -74,10 +78,10 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
             line = {"schema": STATUS_SCHEMA, "host_mode": status, "note": why}
             emit_json(json.dumps(line) + "\n")
         elif why:
-            say(why)
+            say(why)  # with --csv too: stdout holds only the rows
 
     result = read(path, follow, show, start)
-    if follow and as_json:  # the events went out as JSON lines; files still get the document
+    if follow and (as_json or as_csv):  # the events went out as lines; files get the whole
         wanted = [t for t in wanted if not t.to_stream]
     emit(LogReport(result), wanted)
     raise SystemExit(int(result.exit_status()))

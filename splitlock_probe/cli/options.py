@@ -149,6 +149,11 @@ def output_options(
         options = [
             click.option("--json", "as_json", is_flag=True, help=json_help),
             click.option(
+                "--csv", "as_csv", is_flag=True,
+                help="Print the main table as CSV instead: one header line, one row per "
+                "item of the JSON list it comes from, numbers raw.",
+            ),  # fmt: skip
+            click.option(
                 "-o",
                 "--output",
                 metavar="FILE",
@@ -179,5 +184,6 @@ def targets(kw: dict[str, Any], stderr: bool = False) -> list[Target]:
     from splitlock_probe.report.outputs import targets as output_targets
 
     return output_targets(
-        kw["as_json"], kw["output"], kw.get("junit"), kw["export_svg"], kw["export_html"], stderr
-    )
+        kw["as_json"], kw["output"], kw.get("junit"), kw["export_svg"], kw["export_html"], stderr,
+        kw.get("as_csv", False),
+    )  # fmt: skip

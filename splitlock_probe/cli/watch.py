@@ -103,6 +103,8 @@ def watch(
     from splitlock_probe.watch.session import Watch, WatchRequest
 
     wanted = targets(outputs)
+    if outputs["as_csv"] and not once and outputs["output"] is None:
+        raise UsageError("watch --csv prints one table: give --once, or -o FILE for the last")
     textfile = writable("--prometheus-file", prometheus_file) if prometheus_file else None
     address = _listen_address(listen) if listen else None
     state = host_state.state(events)

@@ -31,6 +31,7 @@ class OutputFormat(str, Enum):
     JUNIT = "junit"  # JUnit XML for CI
     SVG = "svg"  # the tables as a picture
     HTML = "html"  # the tables as a web page
+    CSV = "csv"  # the main table, one row per item of its JSON list
 
 
 class Report(Protocol):
@@ -51,6 +52,9 @@ class Report(Protocol):
     def document(self) -> dict[str, Any]: ...
 
     def junit(self) -> str: ...
+
+    def table(self) -> list[dict[str, Any]]:  # the main table's rows, from document()
+        ...
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,10 @@ def render(report: Report, fmt: OutputFormat) -> str:
         return dumps(report.document(), report.list_key or "")
     if fmt is OutputFormat.JUNIT:
         return report.junit()
+    if fmt is OutputFormat.CSV:
+        from splitlock_probe.report.csvform import csv_text
+
+        return csv_text(report.table())
     console = _console(record=fmt is not OutputFormat.TEXT)
     report.draw(console)
     if fmt is OutputFormat.SVG:
@@ -112,10 +120,13 @@ def targets(
     svg: str | None = None,
     html: str | None = None,
     stderr: bool = False,
+    as_csv: bool = False,
 ) -> list[Target]:
     """The outputs a command's options ask for; the first goes to stdout (stderr
     for `run`) unless --output names a file. `-` is stdout for every option."""
-    main = OutputFormat.JSON if as_json else OutputFormat.TEXT
+    if as_json and as_csv:
+        raise UsageError("--json and --csv are two forms of the same report: give one")
+    main = OutputFormat.JSON if as_json else OutputFormat.CSV if as_csv else OutputFormat.TEXT
     out = [Target(main, writable("--output", output) if output else None)]
     for fmt, option, value in (
         (OutputFormat.JUNIT, "--junit", junit),

@@ -21,14 +21,15 @@ if TYPE_CHECKING:
     from splitlock_probe.scan.request import ScanResult, SingleProbe
     from splitlock_probe.watch.session import Snapshot
 
-TEXT, JSON, JUNIT, SVG, HTML = (
+TEXT, JSON, JUNIT, SVG, HTML, CSV = (
     OutputFormat.TEXT,
     OutputFormat.JSON,
     OutputFormat.JUNIT,
     OutputFormat.SVG,
     OutputFormat.HTML,
+    OutputFormat.CSV,
 )
-PEOPLE_AND_PROGRAMS = frozenset({TEXT, JSON, SVG, HTML})
+PEOPLE_AND_PROGRAMS = frozenset({TEXT, JSON, SVG, HTML, CSV})
 
 
 class _NoJunit:
@@ -46,7 +47,7 @@ class ScanReport:
     fold: bool = True
     quiet: bool = False  # --quiet: no header lines before the table
     title = "splitlock-probe scan"
-    formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML})
+    formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML, CSV})
     list_key = "probes"
 
     def draw(self, console: Console) -> None:
@@ -58,6 +59,9 @@ class ScanReport:
         from splitlock_probe.report.jsondoc import scan_document
 
         return scan_document(self.result, fold=self.fold)
+
+    def table(self) -> list[dict[str, Any]]:
+        return list(self.document()["probes"])
 
     def junit(self) -> str:
         from splitlock_probe.report.junit import scan_junit
@@ -82,6 +86,10 @@ class ProbeReport(_NoJunit):
 
         return probe_document(self.result)
 
+    def table(self) -> list[dict[str, Any]]:
+        doc = self.document()
+        return [{"role": role, **e} for role in ("baseline", "evidence") for e in doc[role]]
+
 
 @dataclass
 class HostReport(_NoJunit):
@@ -103,6 +111,9 @@ class HostReport(_NoJunit):
 
         return host_document(self.state, self.detectors, self.cost, self.cost_note)
 
+    def table(self) -> list[dict[str, Any]]:
+        return [{"detector": name, **d} for name, d in self.document()["detectors"].items()]
+
 
 @dataclass
 class LogReport(_NoJunit):
@@ -120,6 +131,9 @@ class LogReport(_NoJunit):
         from splitlock_probe.report.logview import log_document
 
         return log_document(self.read)
+
+    def table(self) -> list[dict[str, Any]]:
+        return list(self.document()["events"])
 
 
 @dataclass
@@ -139,13 +153,18 @@ class CompareReport(_NoJunit):
 
         return compare_document(self.comparison)
 
+    def table(self) -> list[dict[str, Any]]:
+        doc = self.document()
+        changes = ("newly_split", "split_only_new", "fixed", "changed")
+        return [{"change": c, **row} for c in changes for row in doc[c]]
+
 
 @dataclass
 class RunReport:
     result: RunResult
     quiet: bool = False  # --quiet: no header lines before the tables
     title = "splitlock-probe run"
-    formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML})
+    formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML, CSV})
     list_key = "threads"
 
     def draw(self, console: Console) -> None:
@@ -157,6 +176,11 @@ class RunReport:
         from splitlock_probe.report.runview import run_document
 
         return run_document(self.result)
+
+    def table(self) -> list[dict[str, Any]]:
+        """The traced sites with --trace, else the threads that trapped."""
+        doc = self.document()
+        return list(doc["trace"]["sites"] if doc.get("trace") else doc["threads"])
 
     def junit(self) -> str:
         from splitlock_probe.report.runview import run_junit
@@ -181,6 +205,9 @@ class WatchReport(_NoJunit):
 
         return watch_document(self.snapshot)
 
+    def table(self) -> list[dict[str, Any]]:
+        return list(self.document()["processes"])
+
 
 @dataclass
 class CostReport(_NoJunit):
@@ -198,6 +225,11 @@ class CostReport(_NoJunit):
         from splitlock_probe.report.costview import cost_document
 
         return cost_document(self.cost)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row: every measured number of the cost (the histogram stays in JSON)."""
+        doc = self.document()
+        return [{k: v for k, v in doc.items() if k not in ("tool", "histogram")}]
 
 
 @dataclass
@@ -218,12 +250,17 @@ class LayoutReport(_NoJunit):
 
         return layout_document(self.rows, self.op)
 
+    def table(self) -> list[dict[str, Any]]:
+        from splitlock_probe.report.csvform import nested
+
+        return nested(self.document()["structs"], "fields", "struct")
+
 
 @dataclass
 class PrimitivesReport(_NoJunit):
     rows: list[dict[str, Any]] = field(default_factory=list)
     title = "splitlock-probe primitives"
-    formats = frozenset({TEXT, JSON})
+    formats = frozenset({TEXT, JSON, CSV})
     list_key = None
 
     def __post_init__(self) -> None:
@@ -251,13 +288,16 @@ class PrimitivesReport(_NoJunit):
             "aliases": ALIASES,
         }
 
+    def table(self) -> list[dict[str, Any]]:
+        return list(self.rows)
+
 
 @dataclass
 class AuditReport:
     result: Any  # audit.files.AuditResult
     every: bool = False  # --all: list clean and unresolved sites too
     title = "splitlock-probe audit"
-    formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML})
+    formats = frozenset({TEXT, JSON, JUNIT, SVG, HTML, CSV})
     list_key = None
 
     def draw(self, console: Console) -> None:
@@ -269,6 +309,11 @@ class AuditReport:
         from splitlock_probe.report.auditview import audit_document
 
         return audit_document(self.result)
+
+    def table(self) -> list[dict[str, Any]]:
+        from splitlock_probe.report.csvform import nested
+
+        return nested(self.document()["files"], "sites", "file")
 
     def junit(self) -> str:
         from splitlock_probe.report.auditview import audit_junit
