@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -251,3 +253,13 @@ def test_every_primitive_at_every_byte_placement_agrees(run_cli) -> None:  # typ
     split = {p["primitive"] for p in doc["probes"] if p["verdict"] == "split"}
     # Every op wider than a byte splits somewhere; cmpxchg16b faults (#GP) instead.
     assert split == {n for n, p in PRIMITIVES.items() if 1 < p.width < 16}
+
+
+def test_the_table_shows_a_split_op_in_time_under_its_tsc_cycles(run_cli: Any) -> None:
+    out = run_cli("scan", "-q", "--layout", "compat_vcpu_info", "-p", "btsq,btsl").stdout
+    lines = out.splitlines()
+    assert "TSC cycles" in out
+    btsq = next(i for i, line in enumerate(lines) if " btsq " in line)
+    btsl = next(i for i, line in enumerate(lines) if " btsl " in line)
+    assert re.fullmatch(r"\s+[\d,.]+ (ns|µs|ms)\s*", lines[btsq + 1]), lines[btsq + 1]
+    assert not re.search(r"\d (ns|µs|ms)", lines[btsl + 1] if btsl + 1 < len(lines) else "")

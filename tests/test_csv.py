@@ -55,7 +55,7 @@ def test_flatten_dots_objects_keys_evidence_by_detector_and_keeps_other_lists() 
 def test_columns_are_the_union_in_first_seen_order() -> None:
     text = csv_text([{"a": 1}, {"b": 2, "a": 3}])
     assert text == "a,b\n1,\n3,2\n"
-    assert csv_text([]) == "\n"
+    assert csv_text([]) == ""
     assert nested([{"path": "f", "n": [1], "sites": [{"x": 1}]}], "sites", "file") == [
         {"file.path": "f", "x": 1}
     ]
@@ -97,10 +97,14 @@ def test_every_command_has_a_csv_form(tmp_path: Path, programs: Path) -> None:
         (("primitives",), lambda t: {"btsq", "btsl"} <= {r["name"] for r in t}),
         (("host",), lambda t: {"timing", "actrap"} <= {r["detector"] for r in t}),
         (("log", "--file", str(DATA / "kmsg" / "dmesg.txt")), lambda t: len(t) > 3),
-        (("audit", str(programs / "hazards")),
-         lambda t: {"split", "hazard"} <= {r["kind"] for r in t}),  # fmt: skip
-        (("probe", "--op", "btsq", "--offset", "60"),
-         lambda t: {"baseline", "evidence"} == {r["role"] for r in t}),  # fmt: skip
+        (
+            ("audit", str(programs / "hazards")),
+            lambda t: {"split", "hazard"} <= {r["kind"] for r in t},
+        ),
+        (
+            ("probe", "--op", "btsq", "--offset", "60"),
+            lambda t: {"baseline", "evidence"} == {r["role"] for r in t},
+        ),
         (("watch", "--once", "--interval", "0.1"), lambda t: isinstance(t, list)),
     ]
     for args, ok in checks:

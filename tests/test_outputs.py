@@ -3,6 +3,8 @@ against the schema CI servers read; compare; --require-detector."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import signal
 import subprocess
@@ -25,7 +27,9 @@ OPTION = {
     OutputFormat.JUNIT: "--junit",
     OutputFormat.SVG: "--export-svg",
     OutputFormat.HTML: "--export-html",
+    OutputFormat.CSV: "--output",
 }
+EXTRA = {OutputFormat.JSON: ["--json"], OutputFormat.CSV: ["--csv"]}
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +91,9 @@ def check(fmt: OutputFormat, text: str) -> None:
     elif fmt is OutputFormat.HTML:
         page = etree.HTML(text)
         assert page is not None and page.find(".//body") is not None
+    elif fmt is OutputFormat.CSV:
+        table = list(csv.reader(io.StringIO(text)))  # no rows: nothing at all
+        assert not table or (table[0] and all(len(row) == len(table[0]) for row in table))
 
 
 def test_every_command_writes_every_format_it_claims(run_cli, scans, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -102,11 +109,11 @@ def test_every_command_writes_every_format_it_claims(run_cli, scans, tmp_path: P
                 continue
             assert OPTION[fmt] in params, (name, fmt)
             path = tmp_path / f"{name}.{fmt.value}"
-            extra = ["--json"] if fmt is OutputFormat.JSON else []
+            extra = EXTRA.get(fmt, [])
             out = run_cli(*[*args[:1], *extra, OPTION[fmt], str(path), *args[1:]])
             assert out.exit_code in (0, 1), (name, fmt, out.stderr)
             check(fmt, path.read_text())
-            if fmt in (OutputFormat.TEXT, OutputFormat.JSON):
+            if fmt in (OutputFormat.TEXT, OutputFormat.JSON, OutputFormat.CSV):
                 assert out.stdout == ""  # --output takes the place of stdout
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 

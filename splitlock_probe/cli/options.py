@@ -149,10 +149,12 @@ def output_options(
         options = [
             click.option("--json", "as_json", is_flag=True, help=json_help),
             click.option(
-                "--csv", "as_csv", is_flag=True,
+                "--csv",
+                "as_csv",
+                is_flag=True,
                 help="Print the main table as CSV instead: one header line, one row per "
                 "item of the JSON list it comes from, numbers raw.",
-            ),  # fmt: skip
+            ),
             click.option(
                 "-o",
                 "--output",

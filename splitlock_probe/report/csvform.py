@@ -71,8 +71,11 @@ def nested(items: Iterable[Mapping[str, Any]], child: str, parent: str) -> list[
 
 
 def csv_text(rows: Iterable[Mapping[str, Any]], separator: str = ",") -> str:
-    """The rows as CSV with one header line (just the header when there are none)."""
+    """The rows as CSV with one header line; nothing at all when there are no
+    rows (their columns are not known, and an empty file reads as no rows)."""
     flat = [dict(flatten(row)) for row in rows]
+    if not flat:
+        return ""
     columns: dict[str, None] = {}
     for row in flat:
         columns.update(dict.fromkeys(row))

@@ -126,7 +126,7 @@ def draw_scan(result: ScanResult, console: Console, quiet: bool = False) -> None
     table_rows = rows(result)
     if not quiet:
         console.print(header(result))
-    for table in summary_tables(table_rows, console):
+    for table in summary_tables(table_rows, console, result.run.tsc_hz):
         console.print(table)
     console.print()
     console.print(cache_map(table_rows, console.width))

@@ -18,6 +18,14 @@ def _cycles(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def _cost_cell(split: float | None, clean: float | None, tsc_hz: float | None) -> Text:
+    cell = Text(f"{_cycles(split)} / {_cycles(clean)}")
+    time = _split_time(split, tsc_hz)
+    if time is not None:
+        cell.append("\n").append_text(time)
+    return cell
+
+
 def _placements(row: Row) -> str:
     if not row.split_placements:
         return f"none/{len(row.placements):,}"
@@ -26,25 +34,36 @@ def _placements(row: Row) -> str:
     return f"{offsets} ({len(row.split_placements):,}/{len(row.placements):,})"
 
 
-def summary_tables(all_rows: list[Row], console: Console) -> list[Table]:
+def _split_time(split: float | None, tsc_hz: float | None) -> Text | None:
+    """The split op's time, the unit a person reads, under its TSC cycles."""
+    from splitlock_probe.host.cost import format_ns
+
+    if split is None or not tsc_hz:
+        return None
+    return Text(format_ns(split / tsc_hz * 1e9), style="dim")
+
+
+def summary_tables(
+    all_rows: list[Row], console: Console, tsc_hz: float | None = None
+) -> list[Table]:
     """One table; or, when its names make it wider than the console (long
     struct names of your own at 80 columns), one table per struct, or per
     struct and field, with the names in its title: no name is folded and
     no column is cut."""
-    table = _table(all_rows, all_rows, None)
+    table = _table(all_rows, all_rows, None, tsc_hz)
     if _fits(table, console.width):
         return [table]
     by_layout: dict[str, list[Row]] = {}
     for row in all_rows:
         by_layout.setdefault(row.layout, []).append(row)
-    tables = [_table(rows, all_rows, name) for name, rows in by_layout.items()]
+    tables = [_table(rows, all_rows, name, tsc_hz) for name, rows in by_layout.items()]
     if not all(_fits(t, console.width) for t in tables):
         # Still too wide with a field column: a table per struct and field,
         # both named in its title.
         by_field: dict[tuple[str, str], list[Row]] = {}
         for row in all_rows:
             by_field.setdefault((row.layout, row.field), []).append(row)
-        tables = [_table(rows, rows, layout) for (layout, _), rows in by_field.items()]
+        tables = [_table(rows, rows, layout, tsc_hz) for (layout, _), rows in by_field.items()]
     for t in tables[:-1]:
         t.caption = None  # the key once, under the last
     return tables
@@ -57,7 +76,9 @@ def _fits(table: Table, width: int) -> bool:
 
     def need(cell: object, no_wrap: bool) -> int:
         text = cell.plain if isinstance(cell, Text) else str(cell)
-        return cell_len(text) if no_wrap else max((cell_len(w) for w in text.split()), default=0)
+        if no_wrap:
+            return max((cell_len(line) for line in text.splitlines()), default=0)
+        return max((cell_len(w) for w in text.split()), default=0)
 
     total = 0
     for column in table.columns:
@@ -66,7 +87,9 @@ def _fits(table: Table, width: int) -> bool:
     return total + 2 * len(table.columns) <= width  # a gap of two between columns, edges
 
 
-def _table(rows: list[Row], all_rows: list[Row], layout: str | None) -> Table:
+def _table(
+    rows: list[Row], all_rows: list[Row], layout: str | None, tsc_hz: float | None = None
+) -> Table:
     fields = sorted({r.field for r in all_rows})
     one_field = len(fields) == 1
     title = "split-lock scan" + (f": {layout}" if layout else "")
@@ -86,7 +109,7 @@ def _table(rows: list[Row], all_rows: list[Row], layout: str | None) -> Table:
     t.add_column("op", no_wrap=True)
     t.add_column("splits at", min_width=9, no_wrap=True)
     t.add_column("bits", min_width=5)
-    t.add_column("cycles", justify="right", no_wrap=True)
+    t.add_column("TSC cycles", justify="right", no_wrap=True)
     t.add_column("ratio", justify="right", no_wrap=True)
     t.add_column("AC", justify="right", no_wrap=True)
     t.add_column("model", no_wrap=True)
@@ -112,15 +135,15 @@ def _table(rows: list[Row], all_rows: list[Row], layout: str | None) -> Table:
             row.primitive,
             Text(_placements(row), style="bold red" if row.split_placements else "green"),
             row.split_bit_text,
-            f"{_cycles(split)} / {_cycles(clean)}",
+            _cost_cell(split, clean, tsc_hz),
             ratio,
             f"{row.traps:,}/{row.trap_checks:,}" if row.trap_checks else "-",
             model,
         )
     t.caption = (
-        "splits at: placements mod 64 (split/probed); cycles: fastest batch per op, "
-        "split / clean; AC: alignment-check traps; model: probes that agree ✓, disagree ✗, "
-        "inconclusive ?"
+        "splits at: placements mod 64 (split/probed); TSC cycles: fastest batch per op, "
+        "split / clean, and a split op's time under them; AC: alignment-check traps; "
+        "model: probes that agree ✓, disagree ✗, inconclusive ?"
     )
     t.caption_justify = "left"
     t.caption_style = "dim"
