@@ -26,8 +26,17 @@ from splitlock_probe.cli.options import CONTEXT, emit_json, output_options, say,
     "JSON line each, after a first status line). A followed file that is rotated or "
     "truncated is opened again, like tail -F.",
 )
+@click.option(
+    "-T",
+    "--ctime",
+    "wall_clock",
+    is_flag=True,
+    help="Print each event's seconds-since-boot stamp as a date, as dmesg -T does (the "
+    "live log: the boot time is /proc/stat's; a saved log keeps its stamps as written). "
+    "Like dmesg -T, wrong by the time the host spent suspended.",
+)
 @output_options()
-def log(path: str | None, follow: bool, **outputs: Any) -> None:
+def log(path: str | None, follow: bool, wall_clock: bool, **outputs: Any) -> None:
     """Find split-lock (#AC) and bus-lock (#DB) traps in the kernel log, per process.
 
     Reads the whole live ring buffer (/dev/kmsg) or a saved log in any
@@ -43,6 +52,7 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
       splitlock-probe log                      the live log (root, or CAP_SYSLOG)
       journalctl -k -b -1 | splitlock-probe log --file -     the previous boot
       splitlock-probe log -w                   stream new events; Ctrl-C ends
+      splitlock-probe log -T                   event times as dates, as dmesg -T
       splitlock-probe log --file /var/log/kern.log.2.gz
 
     Exit 0; 2 when the input is not a kernel log; 4 when the live log cannot
@@ -53,7 +63,7 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
 
     from splitlock_probe.host.kernel import KernelState
     from splitlock_probe.host.kmsg.messages import TrapEvent
-    from splitlock_probe.log.read import never_logs, read
+    from splitlock_probe.log.read import live_boot_time, never_logs, read
     from splitlock_probe.report.csvform import CsvStream
     from splitlock_probe.report.logview import EVENT_SCHEMA, STATUS_SCHEMA, event_line
     from splitlock_probe.report.outputs import emit
@@ -61,6 +71,11 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
 
     as_json, as_csv = outputs["as_json"], outputs["as_csv"]
     wanted = targets(outputs)
+    booted = live_boot_time(path) if wall_clock else None
+    if wall_clock and path is not None:
+        say("-T: a saved log's boot time is not known; its stamps stay as written")
+    elif wall_clock and booted is None:
+        say("-T: /proc/stat gives no boot time (btime); the stamps stay seconds since boot")
     rows = CsvStream(emit_json)
 
     def show(event: TrapEvent) -> None:
@@ -69,7 +84,7 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
         elif as_csv:
             rows.row(event.as_dict())
         else:
-            click.echo(event_line(event))
+            click.echo(event_line(event, booted))
 
     def start(mode: KernelState) -> None:
         why = never_logs(mode)
@@ -83,5 +98,5 @@ def log(path: str | None, follow: bool, **outputs: Any) -> None:
     result = read(path, follow, show, start)
     if follow and (as_json or as_csv):  # the events went out as lines; files get the whole
         wanted = [t for t in wanted if not t.to_stream]
-    emit(LogReport(result), wanted)
+    emit(LogReport(result, wall_clock), wanted)
     raise SystemExit(int(result.exit_status()))

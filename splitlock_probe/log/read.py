@@ -9,6 +9,7 @@ from pathlib import Path
 
 from splitlock_probe.errors import ExitStatus, UsageError
 from splitlock_probe.host import kernel
+from splitlock_probe.host.boottime import boot_time
 from splitlock_probe.host.cpu import cpu, is_x86
 from splitlock_probe.host.kmsg.messages import TrapEvent
 from splitlock_probe.host.kmsg.source import KernelLog
@@ -31,6 +32,7 @@ class LogRead:
     interrupted: bool
     cut: int = 0  # lines longer than 1 MiB, cut
     notes: list[str] = field(default_factory=list)  # about the input itself
+    boot_time: float | None = None  # the live log's boot (epoch seconds), for -T
 
     def exit_status(self) -> ExitStatus:
         """`log`'s policy: 130 when --follow was interrupted, else 0."""
@@ -51,6 +53,12 @@ def never_logs(mode: kernel.KernelState) -> str | None:
             "its log will hold no trap lines (run --trace sees misaligned locked ops here)"
         )
     return None
+
+
+def live_boot_time(path: str | None) -> float | None:
+    """The boot time to put on the stamps of what `read(path)` reads: the
+    host's for the live log, none for a saved one (its boot is not known)."""
+    return boot_time() if path is None else None
 
 
 def read(
@@ -106,4 +114,6 @@ def read(
     notes = [f"{cut:,} lines longer than 1 MiB were cut there"] if cut else []
     if kind is not None:
         notes.append(f"read through {kind}")
-    return LogRead(tally, enrich(tally), source, overwritten, host_mode, interrupted, cut, notes)
+    booted = live_boot_time(path)
+    return LogRead(tally, enrich(tally), source, overwritten, host_mode, interrupted, cut, notes,
+                   booted)  # fmt: skip

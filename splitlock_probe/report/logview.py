@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from splitlock_probe.host.boottime import ctime
 from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK, TrapEvent
 from splitlock_probe.host.kmsg.tally import LogTally
 from splitlock_probe.log.read import never_logs
@@ -58,6 +59,7 @@ def log_document(read: LogRead) -> dict[str, Any]:
         "schema": LOG_SCHEMA,
         "tool": tool(),
         "source": read.source,
+        "boot_time": read.boot_time,
         "mode": tally.mode,
         "host_mode": None
         if host_mode is None
@@ -73,14 +75,19 @@ def log_document(read: LogRead) -> dict[str, Any]:
     }
 
 
-def event_line(event: TrapEvent) -> str:
-    """One streamed event, for --follow."""
+LAST_EVENTS = 10  # events the text report lists under its table (JSON has every one)
+
+
+def event_line(event: TrapEvent, booted: float | None = None) -> str:
+    """One event as dmesg shows a line: its stamp in brackets, and with a boot
+    time (-T) the stamp as a date."""
     guest = " (guest)" if event.guest else ""
-    when = f"[{event.time}] " if event.time else ""
+    stamp = ctime(event.time, booted) or event.time
+    when = f"[{shown(stamp)}] " if stamp else ""
     return f"{when}{event.kind} {shown(event.comm)}/{event.pid}{guest} at {event.ip:#x}"
 
 
-def draw_log(read: LogRead, console: Console) -> None:
+def draw_log(read: LogRead, console: Console, wall_clock: bool = False) -> None:
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -120,5 +127,15 @@ def draw_log(read: LogRead, console: Console) -> None:
                 cells.append(shown((v.task.container if v.task else None) or "-"))
             t.add_row(*cells, sites)
         console.print(t)
+    if tally.events:
+        booted = read.boot_time if wall_clock else None
+        last = tally.events[-LAST_EVENTS:]
+        total = len(tally.events) + tally.events_dropped
+        more = f" ({len(last):,} of {total:,}, the latest kept; --json has more)"
+        more = more if total > len(last) else ""
+        console.print(Text(f"events{more}:", style="bold"))
+        for event in last:
+            console.print(Text(event_line(event, booted)))
+        console.print()
     for note in notes(tally, read):
         console.print(Text("note: " + note, style="yellow"))

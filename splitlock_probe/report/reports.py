@@ -118,6 +118,7 @@ class HostReport(_NoJunit):
 @dataclass
 class LogReport(_NoJunit):
     read: LogRead
+    wall_clock: bool = False  # -T: since-boot stamps as dates, where the boot time is known
     title = "splitlock-probe log"
     formats = PEOPLE_AND_PROGRAMS
     list_key = "events"
@@ -125,7 +126,7 @@ class LogReport(_NoJunit):
     def draw(self, console: Console) -> None:
         from splitlock_probe.report.logview import draw_log
 
-        draw_log(self.read, console)
+        draw_log(self.read, console, self.wall_clock)
 
     def document(self) -> dict[str, Any]:
         from splitlock_probe.report.logview import log_document
