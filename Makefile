@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 CORE_SOURCES := $(wildcard csrc/*.c csrc/*.h csrc/*.cdef csrc/*.py csrc/agent/*.c csrc/agent/*.h)
 ARGS ?=
 
-.PHONY: all install scan test lint pytest bench clean
+.PHONY: all install scan test test-pictures lint pytest bench clean
 
 all: test
 
@@ -36,6 +36,16 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 test: lint pytest
+
+# The SVG and HTML outputs rendered in headless chromium and looked at
+# (tests/pictures). Its own set-up: Debian's chromium, installed when missing.
+test-pictures: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the picture tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null; \
+	  else echo "make test-pictures needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+	SPLITLOCK_PROBE_PICTURES=1 $(BIN)/python -m pytest tests/pictures $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)

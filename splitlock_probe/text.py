@@ -49,3 +49,8 @@ def counted(n: int, word: str) -> str:
     if n == 1:
         return f"1 {word}"
     return f"{n:,} {word}{'es' if word.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
+
+
+def size_text(n: int | None) -> str:
+    """'1 byte', '192 bytes', or 'size unknown' (a member DWARF gives no size)."""
+    return "size unknown" if n is None else counted(n, "byte")

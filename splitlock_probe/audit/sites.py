@@ -20,6 +20,7 @@ from splitlock_probe.binary.debuginfo import ParameterHint, debuginfo, parameter
 from splitlock_probe.binary.image import ElfImage
 from splitlock_probe.binary.locked import LockedInsn, locked_instructions
 from splitlock_probe.model.access import LINE
+from splitlock_probe.text import counted
 
 SPLIT, HAZARD, CLEAN, UNRESOLVED = "split", "hazard", "clean", "unresolved"
 KINDS = (SPLIT, HAZARD, CLEAN, UNRESOLVED)
@@ -76,7 +77,10 @@ def verdict(address: int, width: int, align: int) -> tuple[str, str]:
     if align >= LINE:
         off = address % LINE
         if off + width > LINE:
-            return SPLIT, f"at line offset {off}, {width} bytes cross the line (fixed mod 64)"
+            return (
+                SPLIT,
+                f"at line offset {off}, {counted(width, 'byte')} cross the line (fixed mod 64)",
+            )
         if address % width:
             return HAZARD, f"at line offset {off}: misaligned inside the line (fixed mod 64)"
         return CLEAN, f"at line offset {off}: aligned (fixed mod 64)"

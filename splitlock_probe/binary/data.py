@@ -12,6 +12,7 @@ from typing import Any
 from splitlock_probe.binary.debuginfo import debuginfo
 from splitlock_probe.binary.image import ElfImage, image
 from splitlock_probe.host.procinfo import Mapping
+from splitlock_probe.text import size_text
 
 IMAGE, HEAP, STACK, ANONYMOUS, UNKNOWN = "image", "heap", "stack", "anonymous", "unknown"
 
@@ -47,7 +48,7 @@ class DataPlace:
             return self.region if self.section is None else f"{self.region} {self.section}"
         out = self.name or ""
         if self.member is not None:
-            out += f" = {self.member} ({self.member_type}, {self.member_size} bytes)"
+            out += f" = {self.member} ({self.member_type}, {size_text(self.member_size)})"
         elif self.section is not None:
             out += f" in {self.section} (no DWARF: no member)"
         return out

@@ -22,6 +22,7 @@ from elftools.elf.elffile import ELFFile
 from splitlock_probe.binary.image import ElfImage
 from splitlock_probe.structs.dwarf import members_of, name_of, type_of
 from splitlock_probe.structs.types import Member
+from splitlock_probe.text import size_text
 
 _DAMAGED = (DWARFError, ELFError, OSError, ValueError, KeyError, IndexError, AttributeError)
 EVERY_UNIT = -1
@@ -183,7 +184,7 @@ class ParameterHint:
 
     def words(self) -> str:
         target = f"{self.parameter}->{self.member}" if self.member else f"*{self.parameter}"
-        size = f" ({self.member_type}, {self.member_size} bytes)" if self.member else ""
+        size = f" ({self.member_type}, {size_text(self.member_size)})" if self.member else ""
         return (
             f"likely {target}{size}: {self.register} holds {self.parameter} ({self.type}) at entry"
         )

@@ -303,11 +303,20 @@ def draw_trace(result: RunResult, console: Console) -> None:
             where += f"  {shown(s.name)}"
         lines = site_lines(where, s.text, s.data)
         times = "once" if s.count == 1 else f"{s.count:,} times"
-        lines.append(f"  {s.width} bytes, {times}, at line offset {offsets}")
+        lines.append(f"  {counted(s.width, 'byte')}, {times}, at line offset {offsets}")
         lines.append(f"  threads: {threads}")
         style = "bold red" if s.kind == "split" else "yellow"
         table.add_row(Text(s.kind, style=style), "\n".join(lines))
     console.print(table)
+    legend = Text()
+    kinds = {s.kind for s in t.sites}
+    if "split" in kinds:
+        legend.append("split", style="bold red").append(": crossed a cache line, a bus lock")
+    if "hazard" in kinds:
+        legend.append("; " if legend else "")
+        legend.append("hazard", style="yellow")
+        legend.append(": misaligned, inside one line this time; placed elsewhere it splits")
+    console.print(legend, style="dim")
 
 
 def _draw_head(result: RunResult, console: Console) -> None:
@@ -416,7 +425,8 @@ def run_junit(result: RunResult) -> str:
         offsets = ", ".join(str(o) for o in sorted(t.line_offsets))
         threads = ", ".join(f"{c or '?'}/{tid}" for tid, c in t.threads.items())
         text = (
-            f"{t.text} ({t.width} bytes) at {t.name}: {t.count} traps, {t.split} split a line, "
+            f"{t.text} ({counted(t.width, 'byte')}) at {t.name}: {t.count} traps, "
+            f"{t.split} split a line, "
             f"{t.hazard} misaligned inside one; operand address mod 64: {offsets}; "
             f"threads {threads}"
         )
