@@ -66,9 +66,17 @@ def cache_map(table: list[Row], width: int = 80) -> Group:
             ch, style = _glyph(row.cells.get(col))
             line.append(ch, style=style)
         lines.append(line)
-    legend = Text("  ")
-    for ch, style, meaning in LEGEND:
-        legend.append(ch, style=style)
-        legend.append(f" {meaning}  ")
-    lines.append(legend)
+    lines.extend(_legend(width))
     return Group(*lines)
+
+
+def _legend(width: int) -> list[Text]:
+    """The key, wrapped between its entries, never inside one."""
+    out = [Text("  ", no_wrap=True)]
+    for ch, style, meaning in LEGEND:
+        entry = 1 + 1 + len(meaning)
+        if len(out[-1]) > 2 and len(out[-1]) + entry > width:
+            out.append(Text("  ", no_wrap=True))
+        out[-1].append(ch, style=style)
+        out[-1].append(f" {meaning}  ")
+    return out
