@@ -113,4 +113,3 @@ def test_the_picture_shows_the_report(
     for words in text:
         # rich puts each run of text in its own element; non-breaking spaces in HTML
         assert words in parsed.replace("\u00a0", " ").replace("&nbsp;", " "), (name, kind, words)
-
