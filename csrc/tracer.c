@@ -40,6 +40,7 @@
 struct task {
     int tid;
     int stepping; /* single-stepping a trapped instruction, AC off */
+    int trap_blocked; /* SIGTRAP was blocked when the step began: block it again after */
     int entering; /* a signal was delivered with a step: is a handler being entered? */
     int detaching;
 };
@@ -186,6 +187,11 @@ static int on_sigbus(struct slp_tracer *t, struct task *k)
     regs.eflags &= ~EFLAGS_AC;
     if (ptrace(PTRACE_SETREGS, k->tid, 0, &regs) != 0)
         return 0;
+    /* The kernel forces the step's SIGTRAP through a blocked mask by
+     * unblocking it for good: note the bit, to put it back after. */
+    uint64_t mask;
+    k->trap_blocked = ptrace(PTRACE_GETSIGMASK, k->tid, (void *)sizeof(mask), &mask) == 0 &&
+                      (mask & (1ULL << (SIGTRAP - 1)));
     k->stepping = 1;
     ptrace(PTRACE_SINGLESTEP, k->tid, 0, 0);
     return 1;
@@ -272,6 +278,14 @@ static void handle(struct slp_tracer *t, int tid, int status, const struct rusag
         siginfo_t si;
         if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && si.si_code == TRAP_TRACE) {
             k->stepping = 0;
+            if (k->trap_blocked) {
+                uint64_t mask;
+                if (ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(mask), &mask) == 0) {
+                    mask |= 1ULL << (SIGTRAP - 1);
+                    ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof(mask), &mask);
+                }
+                k->trap_blocked = 0;
+            }
             if (!k->detaching)
                 set_ac(tid, 1);
             resume(k, 0);

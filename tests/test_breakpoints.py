@@ -18,7 +18,7 @@ import pytest
 
 from splitlock_probe.host.paths import ROOT_ENV
 from splitlock_probe.run.trace.sitewire import REPLY, SITE, pack, site_table
-from tests.conftest import REPO
+from tests.conftest import REPO, TRACERS, tracer_args, tracer_method
 
 
 def traced(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -168,3 +168,23 @@ def test_the_run_options_before_the_command_keep_their_values(
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
     assert doc["command"][0] == str(programs / "hazards") and doc["trace"]["split"] == 1
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_a_jump_keeps_every_register_the_flags_and_the_count(programs: Path, tracer: str) -> None:
+    """Misaligned locked ops of 5 bytes or more, based on rbx, on rsp and
+    RIP-relative, run through breakpoint mode's jump and its stub: every
+    register, the arithmetic flags and memory are what the op alone leaves
+    (jumpregs checks them itself), each op is found once; and 2 threads
+    adding to one split counter through the same jump lose no add."""
+    r, doc = traced(*tracer_args(tracer), "--", str(programs / "jumpregs"))
+    assert r.returncode == 0, (doc["exit"], r.stderr[-400:])
+    ops = sorted((s["instruction"].split("[")[1].split("]")[0], s["count"])
+                 for s in doc["trace"]["sites"])  # fmt: skip
+    assert [(base.split(" ")[0], count) for base, count in ops] == [
+        ("rbx", 1), ("rbx", 1), ("rip", 1), ("rsp", 1)]  # fmt: skip
+    if tracer_method(tracer) == "breakpoint":
+        assert doc["trace"]["breakpoints"]["jumps"] >= 4
+    r, doc = traced(*tracer_args(tracer), "--", str(programs / "jumpregs"), "threads")
+    assert r.returncode == 0, (doc["exit"], r.stderr[-400:])  # 30: an add was lost
+    assert [s["count"] for s in doc["trace"]["sites"]] == [40000]

@@ -10,6 +10,19 @@
  * back; the original is never put back, so other threads never miss it.
  * A RIP-relative copy gets its displacement moved by the distance.
  *
+ * Where it can, the int3 then becomes a jump (a site of 5 bytes or more,
+ * its operand made of general registers): a 5-byte `jmp` to a stub in the
+ * slot that works out the operand's address itself, and when it is aligned
+ * (every real program, nearly every time) runs the copy and jumps back: no
+ * signal at all, so a watched op costs nanoseconds, not a SIGTRAP's ~3 us,
+ * and a thread with every signal blocked runs it safely. A misaligned one
+ * unblocks SIGTRAP for a moment and traps at the stub's own int3, where the
+ * handler takes the registers back from the stub's frame, records, puts the
+ * thread's signal mask back and resumes at the copy. The int3 goes in first
+ * and the jump's last bytes before its first, with every CPU serialised
+ * between (membarrier SYNC_CORE, as the kernel's text_poke_bp does), so no
+ * thread ever runs half an instruction.
+ *
  * New images are learnt at the loader's debugger hook (r_debug.r_brk, the
  * function the loader calls after each change to its list, as gdb does):
  * it gets a breakpoint too. Everything here may run inside our SIGTRAP
@@ -21,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -38,7 +52,20 @@
 
 #define MAX_IMAGES 1024
 #define MAX_SITES (1u << 20)
-#define SLOT_SIZE 32 /* insn (<= 15) + jmp *0(%rip) (6) + target (8) */
+/* A slot: the jump's stub at 0, the copy of the instruction and its jump
+ * back at COPY_AT (the int3 path resumes there), the misaligned path at
+ * MISALIGNED_AT ending in the int3 at REPORT_AT, SIGTRAP's mask bit last. */
+#define SLOT_SIZE 192
+#define COPY_AT 64
+#define MISALIGNED_AT 96
+#define REPORT_AT (MISALIGNED_AT + 40) /* the misaligned path's int3 */
+#define MASK_AT 184
+#define STUB_FRAME 9  /* words the misaligned path leaves on the stack */
+#define RED_ZONE 128  /* the System V ABI's: leaf functions keep data below rsp */
+#define JMP_REL32 0xE9
+#define MEMBARRIER_QUERY 0
+#define MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE (1 << 5)
+#define MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE (1 << 6)
 #define INT3 0xCC
 #define RET 0xC3
 #define ARCH_GET_FS 0x1003
@@ -53,11 +80,14 @@ struct image {
     uint32_t flags;            /* enum sls_image_flag */
     struct sls_site *sites;
     uint64_t *addr;            /* run-time address of each site, ascending */
-    uint8_t *armed;            /* 1: the int3 is in place */
+    uint8_t *armed;            /* ARMED_INT3 or ARMED_JUMP: watched */
     uint8_t *slots;            /* SLOT_SIZE bytes per site */
 };
 
+enum { ARMED_INT3 = 1, ARMED_JUMP = 2 };
+
 static struct image *images[MAX_IMAGES];
+static int sync_core_ok; /* membarrier SYNC_CORE registered: jumps may be written */
 static uint32_t image_count;
 static char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static uint64_t loader_hook; /* r_brk, or 0 */
@@ -178,26 +208,118 @@ static uint8_t *map_slots(uint64_t lo, uint64_t hi, size_t size)
     return NULL;
 }
 
-/* The copy of site i, then a jump back to the instruction after it. */
-static int fill_slot(uint8_t *slot, const struct sls_site *s, uint64_t at)
+/* The copy of site i at COPY_AT, then a jump back to the instruction after it. */
+static int fill_copy(uint8_t *slot, const struct sls_site *s, uint64_t at)
 {
     uint64_t back = at + s->len;
+    uint8_t *copy = slot + COPY_AT;
 
     if (s->len == 0 || s->len > 15)
         return -1;
-    memcpy(slot, s->insn, s->len);
+    memcpy(copy, s->insn, s->len);
     if (s->base == SLS_BASE_RIP) {
         int64_t target = (int64_t)(at + s->len) + s->disp;
-        int64_t disp = target - (int64_t)((uint64_t)slot + s->len);
+        int64_t disp = target - (int64_t)((uint64_t)copy + s->len);
         int32_t d32 = (int32_t)disp;
         if (disp != d32 || s->disp_at == 0 || s->disp_at + 4 > s->len)
             return -1;
-        memcpy(slot + s->disp_at, &d32, 4);
+        memcpy(copy + s->disp_at, &d32, 4);
     }
-    slot[s->len] = 0xFF; /* jmp *0(%rip) */
-    slot[s->len + 1] = 0x25;
-    memset(slot + s->len + 2, 0, 4);
-    memcpy(slot + s->len + 6, &back, 8);
+    copy[s->len] = 0xFF; /* jmp *0(%rip) */
+    copy[s->len + 1] = 0x25;
+    memset(copy + s->len + 2, 0, 4);
+    memcpy(copy + s->len + 6, &back, 8);
+    return 0;
+}
+
+static uint8_t *put(uint8_t *at, const void *bytes, size_t n)
+{
+    memcpy(at, bytes, n);
+    return at + n;
+}
+
+/* `lea rax, [base + index*scale + disp]` with the stub's own pushes (the red
+ * zone skipped, flags and rax saved) allowed for when the base is rsp; a
+ * fixed address (RIP-relative, or no registers) as `mov rax, imm64`. */
+static uint8_t *put_address(uint8_t *p, const struct sls_site *s, uint64_t at)
+{
+    static const uint8_t scale_bits[9] = {0, 0, 1, 0, 2, 0, 0, 0, 3};
+
+    if (s->base == SLS_BASE_RIP || (s->base < 0 && s->index < 0)) {
+        uint64_t ea = (uint64_t)(int64_t)s->disp + (s->base == SLS_BASE_RIP ? at + s->len : 0);
+        *p++ = 0x48;
+        *p++ = 0xB8; /* mov rax, imm64 */
+        return put(p, &ea, 8);
+    }
+    int64_t disp = s->disp + (s->base == 4 ? RED_ZONE + 16 : 0); /* rsp moved by the stub */
+    int32_t d32 = (int32_t)disp;
+    if (disp != d32)
+        return NULL;
+    uint8_t rex = 0x48 | (s->index >= 8 ? 0x02 : 0) | (s->base >= 8 ? 0x01 : 0);
+    uint8_t index = s->index >= 0 ? (uint8_t)(s->index & 7) : 4; /* 4: no index */
+    uint8_t mod_base = s->base >= 0 ? (uint8_t)(0x80 | 4) : 0x04;   /* mod 10, rm SIB */
+    uint8_t sib_base = s->base >= 0 ? (uint8_t)(s->base & 7) : 5;   /* 5 with mod 00: none */
+    *p++ = rex;
+    *p++ = 0x8D;
+    *p++ = mod_base;
+    *p++ = (uint8_t)(scale_bits[s->scale & 15] << 6 | index << 3 | sib_base);
+    return put(p, &d32, 4);
+}
+
+/* The jump's stub for site i: see the head of this file. Returns 0 when the
+ * site can take a jump (5 bytes or more, general-register operand). */
+static int fill_stub(uint8_t *slot, const struct sls_site *s, uint64_t at, uint64_t *hits)
+{
+    static const uint8_t enter[] = {0x48, 0x8D, 0x64, 0x24, 0x80, /* lea rsp, [rsp-128] */
+                                    0x9C, 0x50};                  /* pushfq; push rax */
+    static const uint8_t count[] = {0xF0, 0x48, 0xFF, 0x00};     /* lock inc qword [rax] */
+    static const uint8_t leave[] = {0x58, 0x9D,                   /* pop rax; popfq */
+                                    0x48, 0x8D, 0xA4, 0x24, 0x80, 0x00, 0x00, 0x00};
+    /* push rcx, r11, rdi, rsi, rdx, r10; sub rsp, 8 (the old mask) */
+    static const uint8_t save[] = {0x51, 0x41, 0x53, 0x57, 0x56, 0x52,
+                                   0x41, 0x52, 0x48, 0x83, 0xEC, 0x08};
+    /* eax = rt_sigprocmask, edi = SIG_UNBLOCK */
+    static const uint8_t unblock[] = {0xB8, 14, 0, 0, 0, 0xBF, 1, 0, 0, 0};
+    /* rdx = rsp (the old mask), r10d = 8; syscall; int3 */
+    static const uint8_t call[] = {0x48, 0x89, 0xE2, 0x41, 0xBA, 8, 0, 0, 0, 0x0F, 0x05, INT3};
+    uint8_t *p = slot;
+    uint64_t mask = 1ULL << (SIGTRAP - 1);
+    int32_t rel;
+
+    if (s->len < 5 || s->width < 2 || s->width > 16 || (s->width & (s->width - 1)) ||
+        (s->flags & (SLS_FS | SLS_GS | SLS_ADDR32)))
+        return -1;
+    p = put(p, enter, sizeof(enter));
+    p = put_address(p, s, at);
+    if (p == NULL)
+        return -1;
+    *p++ = 0xA8; /* test al, width - 1 */
+    *p++ = (uint8_t)(s->width - 1);
+    *p++ = 0x0F; /* jnz rel32: the misaligned path */
+    *p++ = 0x85;
+    rel = (int32_t)(MISALIGNED_AT - (p + 4 - slot));
+    p = put(p, &rel, 4);
+    *p++ = 0x48;
+    *p++ = 0xB8; /* mov rax, &hits */
+    p = put(p, &hits, 8);
+    p = put(p, count, sizeof(count));
+    p = put(p, leave, sizeof(leave));
+    if (p - slot > COPY_AT)
+        return -1;
+    while (p < slot + COPY_AT)
+        *p++ = 0x90; /* nop: falls into the copy */
+    p = slot + MISALIGNED_AT;
+    p = put(p, save, sizeof(save));
+    p = put(p, unblock, sizeof(unblock));
+    *p++ = 0x48; /* lea rsi, [rip + MASK_AT] */
+    *p++ = 0x8D;
+    *p++ = 0x35;
+    rel = (int32_t)(MASK_AT - (p + 4 - slot));
+    p = put(p, &rel, 4);
+    p = put(p, call, sizeof(call));
+    if (p - 1 - slot != REPORT_AT || p - slot > MASK_AT)
+        return -1;
+    memcpy(slot + MASK_AT, &mask, 8);
     return 0;
 }
 
@@ -215,9 +337,66 @@ static int poke(int mem, uint64_t at, uint8_t byte)
     return 0;
 }
 
+static int write_code(int mem, uint64_t at, const uint8_t *bytes, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (poke(mem, at + k, bytes[k]) != 0)
+            return -1;
+    return 0;
+}
+
+/* Every CPU running one of our threads serialises (fetches code afresh). */
+static int sync_cores(void)
+{
+    return sync_core_ok &&
+           sys(SYS_membarrier, MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0, 0, 0, 0) == 0;
+}
+
+static void start_sync_core(void)
+{
+    long have = sys(SYS_membarrier, MEMBARRIER_QUERY, 0, 0, 0, 0, 0);
+    if (have > 0 && (have & MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE) &&
+        sys(SYS_membarrier, MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0, 0, 0, 0) == 0)
+        sync_core_ok = 1;
+}
+
 static int open_mem(void)
 {
     return (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/mem", O_RDWR | O_CLOEXEC, 0, 0, 0);
+}
+
+/* Turn the int3s of the sites marked ARMED_JUMP in `ready` into jumps to
+ * their stubs: the jump's last four bytes first (behind the int3, never run),
+ * every CPU serialised, then its first byte. Without SYNC_CORE the int3s stay. */
+static void make_jumps(struct image *img, const uint8_t *ready, int mem)
+{
+    if (!sync_cores())
+        return;
+    for (uint32_t i = 0; i < img->count; i++) {
+        if (!(ready[i] & ARMED_JUMP))
+            continue;
+        uint64_t at = img->addr[i];
+        int32_t rel = (int32_t)((int64_t)(uint64_t)(img->slots + (size_t)i * SLOT_SIZE) -
+                                (int64_t)(at + 5));
+        if (write_code(mem, at + 1, (const uint8_t *)&rel, 4) != 0)
+            write_code(mem, at + 1, img->sites[i].insn + 1, 4); /* as it was: int3 stays */
+    }
+    if (!sync_cores()) {
+        for (uint32_t i = 0; i < img->count; i++)
+            if (ready[i] & ARMED_JUMP)
+                write_code(mem, img->addr[i] + 1, img->sites[i].insn + 1, 4);
+        return;
+    }
+    for (uint32_t i = 0; i < img->count; i++) {
+        if (!(ready[i] & ARMED_JUMP) || memcmp((const void *)(img->addr[i] + 1),
+                                               img->sites[i].insn + 1, 4) == 0)
+            continue;
+        if (poke(mem, img->addr[i], JMP_REL32) == 0) {
+            __atomic_store_n(&img->armed[i], ARMED_JUMP, __ATOMIC_RELEASE);
+            __atomic_add_fetch(&sla_buf->jumps, 1, __ATOMIC_RELAXED);
+        }
+    }
+    sync_cores();
 }
 
 static void arm_image(const char *path, uint64_t bias, uint64_t key_ld, int mem)
@@ -260,9 +439,14 @@ static void arm_image(const char *path, uint64_t bias, uint64_t key_ld, int mem)
     }
     for (uint32_t i = 0; i < img->count; i++) {
         uint64_t at = bias + sites[i].vaddr;
+        uint8_t *slot = img->slots + (size_t)i * SLOT_SIZE;
         img->addr[i] = at;
         ready[i] = memcmp((const void *)at, sites[i].insn, sites[i].len) == 0 &&
-                   fill_slot(img->slots + (size_t)i * SLOT_SIZE, &sites[i], at) == 0;
+                   fill_copy(slot, &sites[i], at) == 0;
+        if (ready[i] && fill_stub(slot, &sites[i], at, &sla_buf->hits) == 0 &&
+            (int64_t)(int32_t)((int64_t)(uint64_t)slot - (int64_t)(at + 5)) ==
+                (int64_t)(uint64_t)slot - (int64_t)(at + 5))
+            ready[i] |= ARMED_JUMP;
     }
     if (img->count > 0)
         sys(SYS_mprotect, (long)img->slots, (long)page_round((size_t)img->count * SLOT_SIZE),
@@ -270,17 +454,22 @@ static void arm_image(const char *path, uint64_t bias, uint64_t key_ld, int mem)
     /* Published before any int3 is written: a thread that hits one finds it. */
     images[image_count] = img;
     __atomic_store_n(&image_count, image_count + 1, __ATOMIC_RELEASE);
+    uint32_t jumps = 0;
     for (uint32_t i = 0; i < img->count; i++) {
         if (ready[i]) {
-            __atomic_store_n(&img->armed[i], 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&img->armed[i], ARMED_INT3, __ATOMIC_RELEASE);
             if (poke(mem, img->addr[i], INT3) == 0) {
                 __atomic_add_fetch(&sla_buf->armed, 1, __ATOMIC_RELAXED);
+                jumps += (ready[i] & ARMED_JUMP) != 0;
                 continue;
             }
             __atomic_store_n(&img->armed[i], 0, __ATOMIC_RELEASE);
+            ready[i] = 0;
         }
         __atomic_add_fetch(&sla_buf->unarmed, 1, __ATOMIC_RELAXED);
     }
+    if (jumps > 0)
+        make_jumps(img, ready, mem);
     if (ready != NULL)
         sys(SYS_munmap, (long)ready, (long)page_round(count ? count : 1), 0, 0, 0, 0);
 }
@@ -345,6 +534,7 @@ int sla_breakpoints_start(const char *path)
     if (dladdr((void *)sla_breakpoints_start, &self) == 0)
         return -1;
     own_base = (uint64_t)self.dli_fbase;
+    start_sync_core();
     scan();
     /* The loader's hook is a bare `ret` in glibc; anything else is left alone
      * and images loaded later go unwatched (counted as blind by the tool). */
@@ -361,7 +551,7 @@ int sla_breakpoints_start(const char *path)
 /* glibc starts helper threads with every signal blocked for SIGEV_THREAD
  * timers and mq_notify, for aio and for getaddrinfo_a, and they run the C
  * library's locks: a breakpoint there would kill the program. So before the
- * first such call, every C library site gets its own byte back (the table
+ * first such call, every C library site still on an int3 gets its own byte back (the table
  * stays: a thread already trapped still finds its copy), and so does the
  * loader hook (a helper may dlopen); images loaded afterwards go unwatched. */
 void sla_breakpoints_disarm(void)
@@ -378,8 +568,11 @@ void sla_breakpoints_disarm(void)
         struct image *img = images[k];
         if (img->dead || !(img->flags & SLS_C_LIBRARY))
             continue;
+        /* A jump stays: it raises no signal unless its operand is misaligned,
+         * and then unblocks SIGTRAP itself for the moment it needs. */
         for (uint32_t i = 0; i < img->count; i++)
-            if (img->armed[i] && poke(mem, img->addr[i], img->sites[i].insn[0]) == 0)
+            if (img->armed[i] == ARMED_INT3 &&
+                poke(mem, img->addr[i], img->sites[i].insn[0]) == 0)
                 __atomic_add_fetch(&sla_buf->disarmed, 1, __ATOMIC_RELAXED);
     }
     if (mem >= 0)
@@ -439,6 +632,47 @@ static struct image *image_at(uint64_t ip, uint32_t *index)
     return NULL;
 }
 
+/* The int3 of a stub's misaligned path: take the thread's registers back
+ * from the stub's frame (fill_stub: old mask, r10, rdx, rsi, rdi, r11, rcx,
+ * rax, flags, then the red zone), record at the site, give the thread its
+ * signal mask back (SIGTRAP blocked again if it was) and run the copy. */
+static int stub_report(ucontext_t *uc, uint64_t ip)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    uint32_t n = __atomic_load_n(&image_count, __ATOMIC_ACQUIRE);
+
+    for (uint32_t k = 0; k < n; k++) {
+        struct image *img = images[k];
+        uint64_t lo = (uint64_t)(uintptr_t)img->slots;
+        if (img->count == 0 || ip < lo || ip >= lo + (uint64_t)img->count * SLOT_SIZE ||
+            (ip - lo) % SLOT_SIZE != REPORT_AT)
+            continue;
+        uint32_t i = (uint32_t)((ip - lo) / SLOT_SIZE);
+        if (__atomic_load_n(&img->armed[i], __ATOMIC_ACQUIRE) != ARMED_JUMP)
+            return 0;
+        const uint64_t *frame = (const uint64_t *)(uintptr_t)g[REG_RSP];
+        uint64_t old_mask = frame[0];
+        g[REG_R10] = (greg_t)frame[1];
+        g[REG_RDX] = (greg_t)frame[2];
+        g[REG_RSI] = (greg_t)frame[3];
+        g[REG_RDI] = (greg_t)frame[4];
+        g[REG_R11] = (greg_t)frame[5];
+        g[REG_RCX] = (greg_t)frame[6];
+        g[REG_RAX] = (greg_t)frame[7];
+        g[REG_EFL] = (greg_t)frame[8];
+        g[REG_RSP] = (greg_t)((uint64_t)g[REG_RSP] + STUB_FRAME * 8 + RED_ZONE);
+        g[REG_RIP] = (greg_t)img->addr[i];
+        __atomic_add_fetch(&sla_buf->hits, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&sla_buf->trapped, 1, __ATOMIC_RELAXED);
+        sla_record(uc, img->sites[i].insn, img->sites[i].len);
+        if (old_mask & (1ULL << (SIGTRAP - 1)))
+            ((unsigned long *)(void *)&uc->uc_sigmask)[0] |= 1UL << (SIGTRAP - 1);
+        g[REG_RIP] = (greg_t)(uintptr_t)(img->slots + (size_t)i * SLOT_SIZE + COPY_AT);
+        return 1;
+    }
+    return 0;
+}
+
 int sla_breakpoint_hit(ucontext_t *uc)
 {
     greg_t *g = uc->uc_mcontext.gregs;
@@ -456,14 +690,15 @@ int sla_breakpoint_hit(ucontext_t *uc)
     }
     img = image_at(ip, &i);
     if (img == NULL)
-        return 0;
+        return stub_report(uc, ip);
     const struct sls_site *s = &img->sites[i];
     __atomic_add_fetch(&sla_buf->hits, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&sla_buf->trapped, 1, __ATOMIC_RELAXED);
     if (s->width > 1 && (operand_address(g, s, ip) & (uint64_t)(s->width - 1)) != 0) {
         g[REG_RIP] = (greg_t)ip;
         sla_record(uc, s->insn, s->len);
     }
-    g[REG_RIP] = (greg_t)(uintptr_t)(img->slots + (size_t)i * SLOT_SIZE);
+    g[REG_RIP] = (greg_t)(uintptr_t)(img->slots + (size_t)i * SLOT_SIZE + COPY_AT);
     return 1;
 }
 

@@ -35,6 +35,8 @@ struct slt_header {
     uint64_t hits;        /* breakpoints hit: every run of a watched locked op */
     uint64_t blind;       /* images whose sites the tool could not give */
     uint64_t disarmed;    /* C library sites taken out again (sla_breakpoints_disarm) */
+    uint64_t jumps;       /* armed sites whose int3 became a jump to a checking stub */
+    uint64_t trapped;     /* hits that raised a SIGTRAP (an int3, or a misaligned jump) */
 };
 
 struct slt_record {

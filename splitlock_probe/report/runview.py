@@ -278,7 +278,8 @@ def draw_trace(result: RunResult, console: Console) -> None:
         head = (
             f"trace: {t.mechanism} ({t.reason}), breakpoints: "
             f"{counted(t.counters['armed'], 'locked site')} armed in "
-            f"{counted(len(t.images), 'image')}, hit {counted(t.counters['hits'], 'time')}, "
+            f"{counted(len(t.images), 'image')} ({t.counters['jumps']:,} as jumps), "
+            f"hit {counted(t.counters['hits'], 'time')} ({t.counters['trapped']:,} trapped), "
             f"{t.counters['locked']:,} misaligned"
         )
         if left:

@@ -17,11 +17,11 @@ from types import TracebackType
 
 MAGIC, VERSION = 0x544C5053, 1
 DEFAULT_CAPACITY = 1 << 16  # records: 12 MiB of address space, touched only as filled
-_HEADER = struct.Struct("<IIII" + "Q" * 12)
+_HEADER = struct.Struct("<IIII" + "Q" * 14)
 _RECORD = struct.Struct("<IIQQ16QQQ16sII")
 COUNTERS = (
     "next", "traps", "locked", "dropped", "passed_on", "images", "lost_ac",
-    "armed", "unarmed", "hits", "blind", "disarmed",
+    "armed", "unarmed", "hits", "blind", "disarmed", "jumps", "trapped",
 )  # fmt: skip
 FD_ENV, ID_ENV = "SPLITLOCK_AGENT_FD", "SPLITLOCK_AGENT_ID"
 
@@ -62,7 +62,9 @@ class TrapBuffer:
         except BaseException:
             os.close(self.fd)
             raise
-        self.map[: _HEADER.size] = _HEADER.pack(MAGIC, VERSION, capacity, _RECORD.size, *[0] * 12)
+        self.map[: _HEADER.size] = _HEADER.pack(
+            MAGIC, VERSION, capacity, _RECORD.size, *[0] * len(COUNTERS)
+        )
 
     def agent_env(self) -> dict[str, str]:
         """What the agent needs to find the buffer; from now on the fd is

@@ -126,6 +126,8 @@ class TraceResult:
             "armed": self.counters["armed"],
             "unarmed": self.counters["unarmed"],
             "hits": self.counters["hits"],
+            "jumps": self.counters["jumps"],
+            "trapped": self.counters["trapped"],
             "blind_images": self.counters["blind"],
             "disarmed": self.counters["disarmed"],
             "not_armed": self.not_armed,
