@@ -99,6 +99,8 @@ def real_programs(out: Path, repeat: int = 3) -> dict[str, Any]:
             "cold_ratio": cold / bare,
             "warm_ratio": warm / bare,
             "breakpoint_hits": doc["trace"]["breakpoints"]["hits"],
+            "hits_trapped": doc["trace"]["breakpoints"]["trapped"],  # the rest ran through jumps
+            "jump_sites": doc["trace"]["breakpoints"]["jumps"],
             "sites_armed": doc["trace"]["breakpoints"]["armed"],
             "sites": len(doc["trace"]["sites"]),
             "goal": GOALS[name],
