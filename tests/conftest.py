@@ -29,6 +29,18 @@ def tracer_args(tracer: str) -> list[str]:
     return [f"--trace={mechanism}", *(["--method", method] if method else [])]
 
 
+def traced_run(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`run --json ARGS` on the live host (no recorded root): the process and
+    its report, which run writes to stderr."""
+    env = {**os.environ, "COLUMNS": "100"}
+    env.pop("SPLITLOCK_PROBE_ROOT", None)
+    r = subprocess.run(
+        [sys.executable, "-m", "splitlock_probe", "run", "--json", *args],
+        capture_output=True, text=True, cwd=REPO, env=env, check=False,
+    )  # fmt: skip
+    return r, json.loads(r.stderr)
+
+
 def tracer_method(tracer: str) -> str:
     mechanism, _, method = tracer.partition(":")
     return method or ("breakpoint" if mechanism == "agent" else "alignment")

@@ -12,23 +12,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from splitlock_probe.host.paths import ROOT_ENV
 from splitlock_probe.run.trace.sitewire import REPLY, SITE, pack, site_table
 from tests.conftest import REPO, TRACERS, tracer_args, tracer_method
-
-
-def traced(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    env = {**os.environ}
-    env.pop(ROOT_ENV, None)
-    r = subprocess.run(
-        [sys.executable, "-m", "splitlock_probe", "run", "--json", *args],
-        capture_output=True, text=True, cwd=REPO, env=env, check=False,
-    )  # fmt: skip
-    return r, json.loads(r.stderr)
+from tests.conftest import traced_run as traced
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from splitlock_probe.host.paths import ROOT_ENV
 from splitlock_probe.run.trace.buffer import TrapRecord
 from splitlock_probe.run.trace.decode import decode
 from tests.conftest import DATA, REPO, TRACERS, tracer_args, tracer_method
+from tests.conftest import traced_run as traced
 from tests.test_run import site_offset
 
 XSD = etree.XMLSchema(etree.parse(str(DATA / "junit" / "junit.xsd")))
@@ -37,16 +37,6 @@ def static_hazards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if r.returncode != 0:
         pytest.skip(f"no static C library here: {r.stderr.decode()[-200:]}")
     return out
-
-
-def traced(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    env = {**os.environ, "COLUMNS": "100"}
-    env.pop(ROOT_ENV, None)
-    r = subprocess.run(
-        [sys.executable, "-m", "splitlock_probe", "run", "--json", *args],
-        capture_output=True, text=True, cwd=REPO, env=env, check=False,
-    )  # fmt: skip
-    return r, json.loads(r.stderr)
 
 
 def check_story(doc: dict[str, Any], program: Path) -> None:

@@ -190,3 +190,21 @@ def test_bad_options_are_usage_errors(run_cli, story_root: Path, args: list[str]
                                       words: str) -> None:  # fmt: skip
     r = run_cli("watch", "--once", *args)
     assert r.exit_code == 2 and words in r.stderr
+
+
+def test_an_ipv6_listen_address_is_printed_as_a_url_with_brackets() -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    done = subprocess.run(
+        [sys.executable, "-m", "splitlock_probe", "watch", "--once", "--interval", "0.1",
+         "--listen", "[::1]:0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    url = next(w for w in done.stderr.split() if w.startswith("http://"))
+    assert url.startswith("http://[::1]:") and url.endswith("/metrics")

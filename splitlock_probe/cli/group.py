@@ -36,6 +36,24 @@ class _Cli(click.Group):
     """The one error boundary: a failure is one line on stderr and an exit status.
     An unexpected exception is exit 3 (never 1, the status of a finding)."""
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """click's standalone main, but a Ctrl-C while click still parses the
+        command line is ours to report (130), not click's "Aborted!" and 1,
+        the status of a finding."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        except click.exceptions.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                raise exc.__cause__ from None  # cli.main() says it in one line, 128 + N
+            say("aborted")
+            sys.exit(int(ExitStatus.RUNTIME))
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
