@@ -46,6 +46,7 @@ def test_stamps_and_dates() -> None:
     time.tzset()
     assert ctime("5657.175277", BOOTED) == "Thu Dec  4 05:20:57 2025"  # dmesg -T's form
     assert ctime("5657.175277", None) is None
+    assert ctime("9999999999.0", 1e17) is None  # past the C library's calendar: no date
 
 
 def test_the_text_lists_the_last_events_with_their_stamps() -> None:

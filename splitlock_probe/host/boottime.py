@@ -36,4 +36,7 @@ def ctime(stamp: str | None, booted: float | None) -> str | None:
     seconds = since_boot(stamp)
     if seconds is None or booted is None:
         return None
-    return time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(booted + seconds))
+    try:
+        return time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(booted + seconds))
+    except (OverflowError, OSError, ValueError):  # a recorded btime past any calendar
+        return None
