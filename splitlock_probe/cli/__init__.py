@@ -21,6 +21,16 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
 
 
+_sigint_seen = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Python's own Ctrl-C (a KeyboardInterrupt), remembering that one came."""
+    global _sigint_seen
+    _sigint_seen = True
+    raise KeyboardInterrupt
+
+
 def _exit_now(status: int) -> None:
     """End with `status` after a signal. Not through the interpreter's exit: a
     Ctrl-C that landed inside an exec() of a string (dataclasses make their
@@ -36,7 +46,7 @@ def _exit_now(status: int) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # Ctrl-C is ours to report now
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _on_sigint)
     for sig in _TERMINATING:
         if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup: keep ignoring
             signal.signal(sig, _raise_interrupted)
@@ -58,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         for sig in (signal.SIGINT, *_TERMINATING):
             if signal.getsignal(sig) is not signal.SIG_IGN:
                 signal.signal(sig, _exit_on_signal)
+        if _sigint_seen:  # one was swallowed on the way (an import's weakref callback):
+            # CPython would kill itself with SIGINT at exit; end with the status instead
+            code = done.code
+            _exit_now(code if isinstance(code, int) else 0 if code is None else 1)
         raise
 
 

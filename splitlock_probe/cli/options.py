@@ -159,7 +159,7 @@ def output_options(
                 "-o",
                 "--output",
                 metavar="FILE",
-                help=f"Write the report (text, or JSON with --json) to FILE instead of {stream}: "
+                help=f"Write the report (text, JSON or CSV) to FILE instead of {stream}: "
                 "atomically for a regular file, written into for a device or FIFO; - is stdout.",
             ),
             click.option(
