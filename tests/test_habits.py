@@ -56,3 +56,22 @@ def test_the_root_help_says_where_the_docs_are() -> None:
     assert "share/doc/splitlock-probe" in text
     for status in ("126", "127", "141"):
         assert status in text
+
+
+def test_help_loads_neither_rich_nor_the_core_nor_the_elf_readers() -> None:
+    """`--help` stays quick (bench: 150 ms): it imports only the command line.
+    A top-level import of run's request once pulled in pyelftools and the
+    tracer: 129 ms instead of 60."""
+    probe = (
+        "import sys, contextlib, io\n"
+        "from splitlock_probe.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+        "heavy = [m for m in ('rich', 'elftools', 'capstone', 'cffi', 'psutil',\n"
+        "         'splitlock_probe._core', 'splitlock_probe.run.result') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", done.stdout

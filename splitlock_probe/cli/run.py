@@ -14,7 +14,7 @@ from splitlock_probe.cli.options import (
     split_values,
     targets,
 )
-from splitlock_probe.run.request import ANY, RUN_DETECTORS, TRACE
+from splitlock_probe.run.names import ANY, RUN_DETECTORS, TRACE
 from splitlock_probe.run.trace.choose import CHOICES as TRACE_CHOICES
 from splitlock_probe.run.trace.choose import METHODS
 

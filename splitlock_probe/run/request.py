@@ -10,13 +10,11 @@ from splitlock_probe.detectors import Availability
 from splitlock_probe.detectors.availability import detector_availability, require
 from splitlock_probe.errors import UnsupportedHost, UsageError, choose
 from splitlock_probe.host.state import HostState
+from splitlock_probe.run.names import ANY, RUN_DETECTORS, TRACE
 from splitlock_probe.run.result import RunRequest
 from splitlock_probe.run.trace.choose import availability as trace_availability
 
-# The detectors that watch a whole command (`--detect`); `trace` joins with --trace.
-RUN_DETECTORS = ("kmsg", "perf")
-TRACE = "trace"
-ANY = "any"  # --require-detector any: at least one of those in use
+__all__ = ["ANY", "RUN_DETECTORS", "TRACE"]
 
 
 def prepare(
