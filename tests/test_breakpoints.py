@@ -177,3 +177,42 @@ def test_a_jump_keeps_every_register_the_flags_and_the_count(programs: Path, tra
     r, doc = traced(*tracer_args(tracer), "--", str(programs / "jumpregs"), "threads")
     assert r.returncode == 0, (doc["exit"], r.stderr[-400:])  # 30: an add was lost
     assert [s["count"] for s in doc["trace"]["sites"]] == [40000]
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_a_short_cas_loop_moves_its_jne_into_the_stub(programs: Path, tracer: str) -> None:
+    """`lock cmpxchg %edx,(%rdi)` is 4 bytes: too short for a jump, so its
+    `jne` moves into the stub with it and is re-aimed there. Two threads add
+    through it, one aligned, one split: both totals exact (casloop checks),
+    every split add found, and under breakpoints only the misaligned ones
+    raise a signal."""
+    r, doc = traced(*tracer_args(tracer), "--", str(programs / "casloop"))
+    assert r.returncode == 0, (doc["exit"], r.stderr[-400:])  # 1, 2: an add was lost
+    sites = doc["trace"]["sites"]
+    assert [(s["count"], s["line_offsets"]) for s in sites] == [(20000, {"62": 20000})]
+    if tracer_method(tracer) == "breakpoint":
+        points = doc["trace"]["breakpoints"]
+        assert points["hits"] >= 40000 and points["trapped"] == 20000
+
+
+def test_what_may_move_with_a_short_site(programs: Path) -> None:
+    """moved.py's rules on hand-laid functions (tests/progs/movecases.c): a
+    plain instruction after a short locked op moves; nothing moves when it is
+    a branch target, when the function jumps through a register, or when a
+    call follows; a conditional jump moves last."""
+    from splitlock_probe.binary.image import ElfImage
+    from splitlock_probe.binary.locked import locked_instructions
+    from splitlock_probe.run.trace.moved import Mover
+
+    image = ElfImage(str(programs / "movecases"))
+    mover = Mover(image)
+    found = {}
+    for insn in locked_instructions(image):
+        name = (image.function_at(insn.vaddr) or "?").split("+")[0]
+        found[name] = mover.moved(insn.vaddr, len(insn.code), insn.section)
+    assert found["mv_free"] == (bytes.fromhex("89f0"), False)  # mov %esi,%eax: 4 + 2 bytes
+    assert found["mv_target"] is None
+    assert found["mv_table"] is None
+    assert found["mv_call"] is None
+    moved, jcc = found["mv_jcc"] or (b"", False)
+    assert jcc and moved[0] & 0xF0 == 0x70  # jne rel8

@@ -10,9 +10,11 @@
  * back; the original is never put back, so other threads never miss it.
  * A RIP-relative copy gets its displacement moved by the distance.
  *
- * Where it can, the int3 then becomes a jump (a site of 5 bytes or more,
- * its operand made of general registers): a 5-byte `jmp` to a stub in the
- * slot that works out the operand's address itself, and when it is aligned
+ * Where it can, the int3 then becomes a jump (its operand made of general
+ * registers; a site under 5 bytes brings the instructions the tool found
+ * safe to move, sls_site.moved, and the copy runs them after it, a final
+ * conditional jump re-aimed): a 5-byte `jmp` to a stub in the slot that
+ * works out the operand's address itself, and when it is aligned
  * (every real program, nearly every time) runs the copy and jumps back: no
  * signal at all, so a watched op costs nanoseconds, not a SIGTRAP's ~3 us,
  * and a thread with every signal blocked runs it safely. A misaligned one
@@ -57,7 +59,7 @@
  * MISALIGNED_AT ending in the int3 at REPORT_AT, SIGTRAP's mask bit last. */
 #define SLOT_SIZE 192
 #define COPY_AT 64
-#define MISALIGNED_AT 96
+#define MISALIGNED_AT 112
 #define REPORT_AT (MISALIGNED_AT + 40) /* the misaligned path's int3 */
 #define MASK_AT 184
 #define STUB_FRAME 9  /* words the misaligned path leaves on the stack */
@@ -208,13 +210,15 @@ static uint8_t *map_slots(uint64_t lo, uint64_t hi, size_t size)
     return NULL;
 }
 
-/* The copy of site i at COPY_AT, then a jump back to the instruction after it. */
+/* The copy of site i at COPY_AT, the instructions moved with it (a final
+ * conditional jump re-aimed as jcc rel32), then a jump back past them. */
 static int fill_copy(uint8_t *slot, const struct sls_site *s, uint64_t at)
 {
-    uint64_t back = at + s->len;
-    uint8_t *copy = slot + COPY_AT;
+    uint64_t end = at + s->len + s->moved;
+    uint8_t *copy = slot + COPY_AT, *p;
+    uint32_t plain = s->moved;
 
-    if (s->len == 0 || s->len > 15)
+    if (s->len == 0 || s->len > 15 || s->len + s->moved > SLS_INSN_MAX)
         return -1;
     memcpy(copy, s->insn, s->len);
     if (s->base == SLS_BASE_RIP) {
@@ -225,11 +229,47 @@ static int fill_copy(uint8_t *slot, const struct sls_site *s, uint64_t at)
             return -1;
         memcpy(copy + s->disp_at, &d32, 4);
     }
-    copy[s->len] = 0xFF; /* jmp *0(%rip) */
-    copy[s->len + 1] = 0x25;
-    memset(copy + s->len + 2, 0, 4);
-    memcpy(copy + s->len + 6, &back, 8);
-    return 0;
+    p = copy + s->len;
+    if (s->flags & SLS_MOVED_JCC) {
+        /* The jcc is the last moved instruction: rel8 (7x) or rel32 (0F 8x). */
+        const uint8_t *moved = s->insn + s->len;
+        uint32_t jlen = 0;
+        int64_t rel = 0;
+        for (uint32_t k = 0; k < s->moved; k++) {
+            if (k + 2 == s->moved && (moved[k] & 0xF0) == 0x70) {
+                jlen = 2;
+                rel = (int8_t)moved[k + 1];
+            } else if (k + 6 == s->moved && moved[k] == 0x0F && (moved[k + 1] & 0xF0) == 0x80) {
+                jlen = 6;
+                int32_t r32;
+                memcpy(&r32, moved + k + 2, 4);
+                rel = r32;
+            }
+        }
+        if (jlen == 0)
+            return -1;
+        plain = s->moved - jlen;
+        uint8_t cond = jlen == 2 ? (uint8_t)(moved[plain] & 0x0F) : (uint8_t)(moved[plain + 1] & 0x0F);
+        memcpy(p, moved, plain);
+        p += plain;
+        int64_t target = (int64_t)end + rel;
+        int64_t disp = target - (int64_t)((uint64_t)p + 6);
+        int32_t d32 = (int32_t)disp;
+        if (disp != d32)
+            return -1;
+        *p++ = 0x0F;
+        *p++ = (uint8_t)(0x80 | cond);
+        memcpy(p, &d32, 4);
+        p += 4;
+    } else {
+        memcpy(p, s->insn + s->len, plain);
+        p += plain;
+    }
+    *p++ = 0xFF; /* jmp *0(%rip) */
+    *p++ = 0x25;
+    memset(p, 0, 4);
+    memcpy(p + 4, &end, 8);
+    return p + 12 - slot > MISALIGNED_AT ? -1 : 0;
 }
 
 static uint8_t *put(uint8_t *at, const void *bytes, size_t n)
@@ -286,7 +326,7 @@ static int fill_stub(uint8_t *slot, const struct sls_site *s, uint64_t at, uint6
     uint64_t mask = 1ULL << (SIGTRAP - 1);
     int32_t rel;
 
-    if (s->len < 5 || s->width < 2 || s->width > 16 || (s->width & (s->width - 1)) ||
+    if (s->len + s->moved < 5 || s->width < 2 || s->width > 16 || (s->width & (s->width - 1)) ||
         (s->flags & (SLS_FS | SLS_GS | SLS_ADDR32)))
         return -1;
     p = put(p, enter, sizeof(enter));
@@ -441,7 +481,7 @@ static void arm_image(const char *path, uint64_t bias, uint64_t key_ld, int mem)
         uint64_t at = bias + sites[i].vaddr;
         uint8_t *slot = img->slots + (size_t)i * SLOT_SIZE;
         img->addr[i] = at;
-        ready[i] = memcmp((const void *)at, sites[i].insn, sites[i].len) == 0 &&
+        ready[i] = memcmp((const void *)at, sites[i].insn, sites[i].len + sites[i].moved) == 0 &&
                    fill_copy(slot, &sites[i], at) == 0;
         if (ready[i] && fill_stub(slot, &sites[i], at, &sla_buf->hits) == 0 &&
             (int64_t)(int32_t)((int64_t)(uint64_t)slot - (int64_t)(at + 5)) ==

@@ -24,6 +24,7 @@ enum sls_flag {
     SLS_FS = 1,     /* fs: segment override: add the thread's fs base */
     SLS_GS = 2,     /* gs: likewise */
     SLS_ADDR32 = 4, /* 0x67 prefix: the address is 32 bits */
+    SLS_MOVED_JCC = 8, /* the last moved instruction is a conditional jump (re-aimed) */
 };
 
 enum sls_image_flag {
@@ -53,8 +54,9 @@ struct sls_site {
     uint8_t scale;   /* 1, 2, 4, 8 */
     uint8_t flags;   /* enum sls_flag */
     uint8_t disp_at; /* where disp32 sits in insn, for RIP-relative ones; else 0 */
-    uint8_t reserved;
-    uint8_t insn[SLS_INSN_MAX]; /* the bytes expected at the site */
+    uint8_t moved;   /* bytes after it that move with it into its stub, so a site
+                      * under 5 bytes can take a jump (run/trace/moved.py) */
+    uint8_t insn[SLS_INSN_MAX]; /* the bytes expected at the site: it, then the moved ones */
 };
 
 #endif /* SPLITLOCK_SITEWIRE_H */

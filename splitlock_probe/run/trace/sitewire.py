@@ -16,13 +16,14 @@ from typing import Any
 from splitlock_probe.binary.image import ElfImage
 from splitlock_probe.binary.locked import LockedInsn, locked_instructions
 from splitlock_probe.run.trace.clibrary import c_library
+from splitlock_probe.run.trace.moved import Mover
 
 MAGIC = 0x45544953
 SITE = struct.Struct("<QiBBbbBBBB16s4x")
 REPLY = struct.Struct("<IiIIII")
 C_LIBRARY = 1  # reply flag: take these sites out before glibc starts an all-blocked thread
 BASE_NONE, BASE_RIP = -1, 16
-FS, GS, ADDR32 = 1, 2, 4
+FS, GS, ADDR32, MOVED_JCC = 1, 2, 4, 8
 _GPR = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")  # fmt: skip
 _BIT_STRING = {"bt", "bts", "btr", "btc"}
@@ -71,9 +72,11 @@ def _never_misaligned(insn: LockedInsn, bit_register: bool) -> bool:
     )
 
 
-def pack(insn: LockedInsn) -> bytes | None:
+def pack(insn: LockedInsn, moved: bytes = b"", jcc: bool = False) -> bytes | None:
     """The wire form of one site, or None when it needs no watching (or
-    cannot be described: then the static audit reports it)."""
+    cannot be described: then the static audit reports it). `moved`: the
+    instructions after it that move with it into its stub (moved.py), the
+    last a conditional jump when `jcc`."""
     from capstone import x86
 
     found = next(_decoder().disasm(insn.code, insn.vaddr, 1), None)
@@ -103,12 +106,16 @@ def pack(insn: LockedInsn) -> bytes | None:
         flags |= GS
     if 0x67 in found.prefix:
         flags |= ADDR32
+    if jcc:
+        flags |= MOVED_JCC
+    if len(insn.code) + len(moved) > 16:
+        moved, flags = b"", flags & ~MOVED_JCC
     disp_at = found.disp_offset if base == BASE_RIP else 0
     if not -(1 << 31) <= mem.disp < (1 << 31):
         return None
     return SITE.pack(
         insn.vaddr, mem.disp, found.size, insn.width, base, index, max(1, mem.scale), flags,
-        disp_at, 0, insn.code.ljust(16, b"\0"),
+        disp_at, len(moved), (insn.code + moved).ljust(16, b"\0"),
     )  # fmt: skip
 
 
@@ -118,19 +125,24 @@ def site_table(path: str) -> SiteTable:
     if image.elfclass != 64 or image.relocatable:
         raise ValueError(f"{path}: not an x86-64 executable or shared object")
     rules = c_library(path)
+    mover = Mover(image)
     found = 0
     packed = []
     left: Counter[str] = Counter()
     for insn in locked_instructions(image):
         found += 1
+        why = rules.armable(insn.vaddr) if rules is not None else None
+        if why is not None:
+            if pack(insn) is not None:  # counted only where it would have been watched
+                left[why] += 1
+            continue
         site = pack(insn)
         if site is None:
             continue
-        why = rules.armable(insn.vaddr) if rules is not None else None
-        if why is not None:
-            left[why] += 1
-        else:
-            packed.append((insn.vaddr, site))
+        moving = mover.moved(insn.vaddr, len(insn.code), insn.section)
+        if moving is not None and moving[0]:
+            site = pack(insn, *moving) or site
+        packed.append((insn.vaddr, site))
     packed.sort()
     packed_sites = b"".join(site for _, site in packed)
     return SiteTable(packed_sites, len(packed), found, dict(left), rules is not None)

@@ -1,0 +1,148 @@
+"""Which instructions may move with a short locked site into its stub.
+
+A jump is 5 bytes. A locked instruction shorter than that (glibc's mutexes:
+`lock cmpxchg %edx,(%rdi)`, 4 bytes) can only become one if the instructions
+after it move into the stub too, where their copies run instead. That is only
+safe when nothing can reach a moved instruction but the locked one before
+it: no direct branch anywhere in the image may target it (a function's cold
+part jumps back into it), the function must hold no indirect jump (a jump
+table could) and have no exception landing pads (its FDE names no LSDA),
+and it must be a sized function symbol whose decode from its start lands on
+the site. A moved instruction may not
+be a branch, call, return, system call or interrupt, nor read RIP, nor be
+locked itself (it would go unwatched); a conditional jump may end the run,
+and the agent re-aims it. The whole run fits the site's 16 bytes.
+Anything else keeps its int3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from splitlock_probe.binary.image import ElfImage, Section
+
+JUMP_BYTES = 5
+RUN_MAX = 16
+_NEVER_MOVED = ("jmp", "call", "ret", "loop", "jrcxz", "jecxz", "syscall", "sysenter", "int",
+                "iret", "ud", "hlt", "xbegin", "xend", "xabort", "endbr", "bnd", "notrack",
+                "enter", "leave", "push", "pop", "rep", "lock", "xchg")  # fmt: skip
+
+
+@dataclass
+class Mover:
+    """One image's functions, decoded once each as sites ask."""
+
+    image: ElfImage
+    _decoded: dict[int, tuple[list[tuple[int, int, str, str]], bool]] = field(default_factory=dict)
+    _targets: set[int] | None = None  # every direct branch target in the image
+    _landing: list[tuple[int, int]] | None = None  # functions that may have landing pads
+
+    def moved(self, vaddr: int, length: int, section: Section) -> tuple[bytes, bool] | None:
+        """The bytes to move after the site at `vaddr` (`length` bytes) and
+        whether the last moved one is a conditional jump; None when unsafe."""
+        if length >= JUMP_BYTES:
+            return b"", False
+        found = self.image.functions.at(vaddr)
+        if found is None or not found[0].size:
+            return None
+        function = found[0]
+        insns, indirect = self._decode(function.value, function.size, section)
+        if indirect or self._has_landing_pads(function.value):
+            return None
+        targets = self._branch_targets()
+        index = next((i for i, ins in enumerate(insns) if ins[0] == vaddr), None)
+        if index is None or insns[index][1] != length:
+            return None
+        run, size, jcc = b"", length, False
+        for address, n, mnemonic, op_str in insns[index + 1 :]:
+            if size >= JUMP_BYTES:
+                break
+            if address in targets or size + n > RUN_MAX or "rip" in op_str or jcc:
+                return None
+            if mnemonic.startswith(_NEVER_MOVED):
+                return None
+            jcc = mnemonic.startswith("j")
+            run += self._bytes(section, address, n)
+            size += n
+        if size < JUMP_BYTES:
+            return None
+        return run, jcc
+
+    def _decode(
+        self, start: int, size: int, section: Section
+    ) -> tuple[list[tuple[int, int, str, str]], bool]:
+        """The function's instructions, and whether it may jump where we cannot see."""
+        if start not in self._decoded:
+            from splitlock_probe.binary.locked import disassembler
+
+            code = self._bytes(section, start, size)
+            insns = list(disassembler(64).disasm_lite(code, start))
+            indirect = sum(n for _, n, _, _ in insns) != len(code)  # data in the code
+            for _, _, mnemonic, op_str in insns:
+                if _branch(mnemonic) and not mnemonic.startswith("call"):
+                    indirect = indirect or _immediate(op_str) is None
+            self._decoded[start] = (insns, indirect)
+        return self._decoded[start]
+
+    def _branch_targets(self) -> set[int]:
+        if self._targets is None:
+            from splitlock_probe.binary.locked import disassembler
+
+            decoder = disassembler(64)
+            self._targets = set()
+            for section in self.image.sections:
+                if not (section.executable and section.allocated) or section.nobits:
+                    continue
+                code = self._bytes(section, section.addr, section.size)
+                for _, _, mnemonic, op_str in decoder.disasm_lite(code, section.addr):
+                    if _branch(mnemonic) and (target := _immediate(op_str)) is not None:
+                        self._targets.add(target)
+        return self._targets
+
+    def _has_landing_pads(self, start: int) -> bool:
+        if self._landing is None:
+            self._landing = _lsda_functions(self.image.path)
+        return any(lo <= start < hi for lo, hi in self._landing)
+
+    def _bytes(self, section: Section, address: int, n: int) -> bytes:
+        at = address - section.addr
+        if at < 0 or at + n > section.size:
+            return b""
+        with open(self.image.path, "rb") as f:
+            f.seek(section.offset + at)
+            return f.read(n)
+
+
+def _branch(mnemonic: str) -> bool:
+    return mnemonic.startswith(("j", "call", "loop", "xbegin")) or mnemonic.endswith("jmp")
+
+
+def _lsda_functions(path: str) -> list[tuple[int, int]]:
+    """[start, end) of each function whose unwind entry names an LSDA: C++
+    and -fexceptions cleanups, whose landing pads the unwinder jumps to."""
+    from elftools.elf.elffile import ELFFile
+
+    out: list[tuple[int, int]] = []
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        if elf.get_section_by_name(".gcc_except_table") is None:
+            return out  # no LSDA anywhere: no landing pads
+        try:
+            for entry in elf.get_dwarf_info(follow_links=False).EH_CFI_entries():
+                fde: Any = entry  # an FDE has a CIE; CIEs and terminators do not
+                cie = getattr(fde, "cie", None)
+                if cie is not None and b"L" in cie["augmentation"]:
+                    start = fde["initial_location"]
+                    out.append((start, start + fde["address_range"]))
+        except Exception:  # an unwind table we cannot read: trust no function
+            return [(0, 1 << 64)]
+    return out
+
+
+def _immediate(op_str: str) -> int | None:
+    text = op_str.strip()
+    try:
+        return int(text, 16) if text.startswith("0x") else int(text)
+    except ValueError:
+        return None
