@@ -240,3 +240,36 @@ def test_a_separate_debug_file_is_found_by_build_id(
     assert audited.debug == str(folder / f"{build_id[2:]}.debug")
     seed = next(s for s in audited.sites if s.source == "placed.c:32")
     assert seed.data is not None and seed.data.member == "g_seed.flags"
+
+
+def test_ehframe_finds_the_functions_with_landing_pads(tmp_path: Path) -> None:
+    """binary/ehframe.py against pyelftools' own CFI decoder, on a C++ object
+    with a landing pad (a destructor to run) and a plain function."""
+    from elftools.elf.elffile import ELFFile
+
+    from splitlock_probe.binary.ehframe import lsda_functions
+
+    source = tmp_path / "pads.cc"
+    source.write_text(
+        "struct G { ~G(); };\nvoid may_throw();\n"
+        "void with_pad() { G g; may_throw(); }\nint plain(int x) { return x + 1; }\n"
+    )
+    obj = tmp_path / "pads.so"
+    done = subprocess.run(["g++", "-O2", "-shared", "-fPIC", "-o", str(obj), str(source)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"no C++ compiler: {done.stderr[-200:]}")
+    with obj.open("rb") as f:
+        elf = ELFFile(f)
+        eh = elf.get_section_by_name(".eh_frame")
+        mine = lsda_functions(eh.data(), eh["sh_addr"])
+        theirs = []
+        for entry in elf.get_dwarf_info(follow_links=False).EH_CFI_entries():
+            cie = getattr(entry, "cie", None)
+            if cie is not None and b"L" in cie["augmentation"]:
+                theirs.append((entry["initial_location"],
+                               entry["initial_location"] + entry["address_range"]))  # fmt: skip
+        symbols = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()}
+    assert mine and set(mine) <= set(theirs)
+    starts = {lo for lo, _ in mine}
+    assert symbols["_Z8with_padv"] in starts and symbols["_Z5plaini"] not in starts

@@ -205,9 +205,11 @@ def test_what_may_move_with_a_short_site(programs: Path) -> None:
     from splitlock_probe.run.trace.moved import Mover
 
     image = ElfImage(str(programs / "movecases"))
-    mover = Mover(image)
+    targets: set[int] = set()
+    sites = list(locked_instructions(image, targets))
+    mover = Mover(image, targets)
     found = {}
-    for insn in locked_instructions(image):
+    for insn in sites:
         name = (image.function_at(insn.vaddr) or "?").split("+")[0]
         found[name] = mover.moved(insn.vaddr, len(insn.code), insn.section)
     assert found["mv_free"] == (bytes.fromhex("89f0"), False)  # mov %esi,%eax: 4 + 2 bytes

@@ -89,7 +89,15 @@ def _code(image: ElfImage, section: Section) -> bytes:
         return f.read(section.size)
 
 
-def locked_instructions(image: ElfImage) -> Iterator[LockedInsn]:
+_BRANCHES = ("j", "call", "loop", "xbegin", "bnd j", "notrack j")
+
+
+def locked_instructions(
+    image: ElfImage, branch_targets: set[int] | None = None
+) -> Iterator[LockedInsn]:
+    """Every locked instruction of the image's code, in address order. With
+    `branch_targets`, the same sweep adds the target of every direct branch
+    and call to it (run/trace/moved.py needs them), whole once exhausted."""
     relocs = _relocations(image) if image.relocatable else {}
     lite = _cs(image.elfclass, False)
     full = _cs(image.elfclass, True)
@@ -98,6 +106,10 @@ def locked_instructions(image: ElfImage) -> Iterator[LockedInsn]:
             continue
         code = _code(image, section)
         for address, size, mnemonic, op_str in lite.disasm_lite(code, section.addr):
+            if branch_targets is not None and mnemonic.startswith(_BRANCHES):
+                if op_str.startswith("0x"):
+                    branch_targets.add(int(op_str, 16))
+                continue
             if not (mnemonic.startswith("lock ") or (mnemonic == "xchg" and "ptr" in op_str)):
                 continue
             at = address - section.addr

@@ -18,7 +18,6 @@ Anything else keeps its int3.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from splitlock_probe.binary.image import ElfImage, Section
 
@@ -34,8 +33,8 @@ class Mover:
     """One image's functions, decoded once each as sites ask."""
 
     image: ElfImage
+    targets: set[int]  # every direct branch target in the image (the sweep's)
     _decoded: dict[int, tuple[list[tuple[int, int, str, str]], bool]] = field(default_factory=dict)
-    _targets: set[int] | None = None  # every direct branch target in the image
     _landing: list[tuple[int, int]] | None = None  # functions that may have landing pads
 
     def moved(self, vaddr: int, length: int, section: Section) -> tuple[bytes, bool] | None:
@@ -50,7 +49,7 @@ class Mover:
         insns, indirect = self._decode(function.value, function.size, section)
         if indirect or self._has_landing_pads(function.value):
             return None
-        targets = self._branch_targets()
+        targets = self.targets
         index = next((i for i, ins in enumerate(insns) if ins[0] == vaddr), None)
         if index is None or insns[index][1] != length:
             return None
@@ -85,21 +84,6 @@ class Mover:
             self._decoded[start] = (insns, indirect)
         return self._decoded[start]
 
-    def _branch_targets(self) -> set[int]:
-        if self._targets is None:
-            from splitlock_probe.binary.locked import disassembler
-
-            decoder = disassembler(64)
-            self._targets = set()
-            for section in self.image.sections:
-                if not (section.executable and section.allocated) or section.nobits:
-                    continue
-                code = self._bytes(section, section.addr, section.size)
-                for _, _, mnemonic, op_str in decoder.disasm_lite(code, section.addr):
-                    if _branch(mnemonic) and (target := _immediate(op_str)) is not None:
-                        self._targets.add(target)
-        return self._targets
-
     def _has_landing_pads(self, start: int) -> bool:
         if self._landing is None:
             self._landing = _lsda_functions(self.image.path)
@@ -123,21 +107,16 @@ def _lsda_functions(path: str) -> list[tuple[int, int]]:
     and -fexceptions cleanups, whose landing pads the unwinder jumps to."""
     from elftools.elf.elffile import ELFFile
 
-    out: list[tuple[int, int]] = []
+    from splitlock_probe.binary.ehframe import EVERYTHING, lsda_functions
+
     with open(path, "rb") as f:
         elf = ELFFile(f)
         if elf.get_section_by_name(".gcc_except_table") is None:
-            return out  # no LSDA anywhere: no landing pads
-        try:
-            for entry in elf.get_dwarf_info(follow_links=False).EH_CFI_entries():
-                fde: Any = entry  # an FDE has a CIE; CIEs and terminators do not
-                cie = getattr(fde, "cie", None)
-                if cie is not None and b"L" in cie["augmentation"]:
-                    start = fde["initial_location"]
-                    out.append((start, start + fde["address_range"]))
-        except Exception:  # an unwind table we cannot read: trust no function
-            return [(0, 1 << 64)]
-    return out
+            return []  # no LSDA anywhere: no landing pads
+        eh = elf.get_section_by_name(".eh_frame")
+        if eh is None:
+            return EVERYTHING
+        return lsda_functions(eh.data(), eh["sh_addr"])
 
 
 def _immediate(op_str: str) -> int | None:

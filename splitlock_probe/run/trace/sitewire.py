@@ -125,11 +125,13 @@ def site_table(path: str) -> SiteTable:
     if image.elfclass != 64 or image.relocatable:
         raise ValueError(f"{path}: not an x86-64 executable or shared object")
     rules = c_library(path)
-    mover = Mover(image)
+    targets: set[int] = set()
+    sites = list(locked_instructions(image, targets))  # the targets are whole only after
+    mover = Mover(image, targets)
     found = 0
     packed = []
     left: Counter[str] = Counter()
-    for insn in locked_instructions(image):
+    for insn in sites:
         found += 1
         why = rules.armable(insn.vaddr) if rules is not None else None
         if why is not None:

@@ -1,0 +1,118 @@
+"""The functions of an ELF image that have exception landing pads: those
+whose .eh_frame entry (FDE) carries a non-null LSDA pointer. The unwinder
+jumps to a landing pad, an address no branch names, so code there must stay
+where it is (run/trace/moved.py).
+
+A small reader of the .eh_frame format (the LSB's, DWARF CFI with GNU
+augmentations), because pyelftools decodes every call-frame instruction and
+took seconds on a C++ compiler's 2 MB table. An encoding it does not know
+makes it answer "every function", which is safe."""
+
+from __future__ import annotations
+
+import struct
+
+EVERYTHING = [(0, 1 << 64)]
+_SIZES = {0x00: 8, 0x02: 2, 0x03: 4, 0x04: 8, 0x0A: 2, 0x0B: 4, 0x0C: 8}  # DW_EH_PE formats
+_SIGNED = {0x0A: "<h", 0x0B: "<i", 0x0C: "<q"}
+_UNSIGNED = {0x00: "<Q", 0x02: "<H", 0x03: "<I", 0x04: "<Q"}
+_PCREL, _OMIT = 0x10, 0xFF
+
+
+class _Unknown(Exception):
+    pass
+
+
+def _uleb(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
+
+
+def _sleb(data: bytes, at: int) -> int:
+    _, end = _uleb(data, at)
+    return end
+
+
+def _pointer(data: bytes, at: int, encoding: int, vaddr: int) -> tuple[int, int]:
+    """An encoded pointer at `at` (its own address `vaddr + at`), and the next offset."""
+    fmt = encoding & 0x0F
+    if fmt not in _SIZES or encoding & 0x70 not in (0, _PCREL):
+        raise _Unknown(hex(encoding))
+    code = _SIGNED.get(fmt) or _UNSIGNED[fmt]
+    (value,) = struct.unpack_from(code, data, at)
+    if encoding & 0x70 == _PCREL:
+        value += vaddr + at
+    return value & ((1 << 64) - 1), at + _SIZES[fmt]
+
+
+def lsda_functions(data: bytes, vaddr: int) -> list[tuple[int, int]]:
+    """[start, end) of each function with an LSDA, from the bytes of .eh_frame
+    loaded at `vaddr`."""
+    cies: dict[int, tuple[bool, int, int]] = {}  # offset: (has 'z', FDE encoding, LSDA encoding)
+    out: list[tuple[int, int]] = []
+    at = 0
+    try:
+        while at + 4 <= len(data):
+            (length,) = struct.unpack_from("<I", data, at)
+            if length == 0:  # the terminator
+                break
+            if length == 0xFFFFFFFF:
+                raise _Unknown("64-bit CFI")
+            start, body, end = at, at + 4, at + 4 + length
+            (cie_id,) = struct.unpack_from("<I", data, body)
+            if cie_id == 0:
+                cies[start] = _cie(data, body + 4, vaddr)
+            else:
+                cie = cies.get(body - cie_id)
+                if cie is None:
+                    raise _Unknown("an FDE before its CIE")
+                z, fde_enc, lsda_enc = cie
+                begin, p = _pointer(data, body + 4, fde_enc, vaddr)
+                size, p = _pointer(data, p, fde_enc & 0x0F, vaddr)
+                if z and lsda_enc != _OMIT:
+                    _, p = _uleb(data, p)
+                    raw, _ = _pointer(data, p, lsda_enc & 0x0F, vaddr)  # 0: no LSDA
+                    if raw:
+                        out.append((begin, begin + size))
+            at = end
+    except (_Unknown, struct.error, IndexError):
+        return EVERYTHING
+    return out
+
+
+def _cie(data: bytes, at: int, vaddr: int) -> tuple[bool, int, int]:
+    version = data[at]
+    at += 1
+    end = data.index(b"\0", at)
+    augmentation = data[at:end]
+    at = end + 1
+    _, at = _uleb(data, at)  # code alignment
+    at = _sleb(data, at)  # data alignment
+    if version == 1:
+        at += 1  # return address register
+    else:
+        _, at = _uleb(data, at)
+    fde_enc, lsda_enc = 0x00, _OMIT
+    if augmentation[:1] == b"z":
+        _, at = _uleb(data, at)
+        for letter in augmentation[1:]:
+            if letter == ord("R"):
+                fde_enc = data[at]
+                at += 1
+            elif letter == ord("L"):
+                lsda_enc = data[at]
+                at += 1
+            elif letter == ord("P"):
+                encoding = data[at]
+                _, at = _pointer(data, at + 1, encoding & 0x7F, vaddr)
+            elif letter not in (ord("S"), ord("B"), ord("G")):
+                raise _Unknown(chr(letter))
+    elif augmentation:
+        raise _Unknown(augmentation.decode(errors="replace"))
+    return augmentation[:1] == b"z", fde_enc, lsda_enc
