@@ -87,12 +87,12 @@ def test_sigbus_and_ac_stay_the_programs_own(programs: Path, program: str, split
 def test_the_site_cache_is_used_and_a_broken_entry_is_rebuilt(
     programs: Path, tmp_path: Path
 ) -> None:
-    cache = tmp_path / "sites"
-    cache.mkdir()
+    cache = tmp_path / "cache" / "sites"  # not there yet: a CI job's first run makes it
     args = ("--trace=agent", "--site-cache", str(cache), "--", str(programs / "hazards"),
             "split", "1")  # fmt: skip
     r, first = traced(*args)
     assert r.returncode == 0
+    assert oct(cache.stat().st_mode & 0o777) == oct(0o700)
     entries = sorted(cache.iterdir())
     assert len(entries) >= 2 and all(e.name.endswith(".sites") for e in entries)  # libc, prog
     for entry in entries:
@@ -102,6 +102,11 @@ def test_the_site_cache_is_used_and_a_broken_entry_is_rebuilt(
     assert second["trace"]["split"] == first["trace"]["split"] == 1
     assert second["trace"]["breakpoints"]["armed"] == first["trace"]["breakpoints"]["armed"]
     assert all(e.read_bytes().startswith(b'{"watched"') for e in entries)  # rewritten whole
+    (tmp_path / "file").write_text("")
+    r = subprocess.run([sys.executable, "-m", "splitlock_probe", "run", "--trace",
+                        "--site-cache", str(tmp_path / "file" / "sites"), "--", "true"],
+                       capture_output=True, text=True, check=False)  # fmt: skip
+    assert r.returncode == 2 and "--site-cache" in r.stderr  # a usage error, not a traceback
 
 
 def test_a_site_the_operand_of_which_cannot_misalign_is_not_armed(tmp_path: Path) -> None:

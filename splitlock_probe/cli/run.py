@@ -21,6 +21,22 @@ from splitlock_probe.run.trace.choose import METHODS
 RUN_CONTEXT = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
 
 
+def _cache_dir(value: str | None) -> str | None:
+    """--site-cache DIR, made (with its parents, 0700) when it is not there yet:
+    a CI job's first run has an empty cache path."""
+    import os
+
+    if value is None:
+        return None
+    try:
+        os.makedirs(value, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"{value}: {exc.strerror}", param_hint="--site-cache") from None
+    if not os.access(value, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{value}: not writable", param_hint="--site-cache")
+    return value
+
+
 class RunCommand(click.Command):
     """`--trace=MODE` is `--trace --tracer MODE`: a bare --trace never takes the
     command's first word as its value (`run --trace make check` runs make)."""
@@ -97,13 +113,14 @@ class RunCommand(click.Command):
 @click.option(
     "--site-cache",
     metavar="DIR",
-    type=click.Path(file_okay=False, dir_okay=True, writable=True, exists=True),
+    type=click.Path(file_okay=False, dir_okay=True),
     default=None,
     envvar="SPLITLOCK_PROBE_SITE_CACHE",
+    callback=lambda ctx, param, value: _cache_dir(value),
     help="Keep breakpoint mode's site lists here, per version of each file, so later runs "
     "skip the sweep of each image (about 0.5 s for the C library, 10 s for gcc's cc1). "
-    "Also from SPLITLOCK_PROBE_SITE_CACHE. [default: none; each run sweeps the images it "
-    "loads once]",
+    "Made if missing. Also from SPLITLOCK_PROBE_SITE_CACHE. [default: none; each run "
+    "sweeps the images it loads once]",
 )
 @click.option(
     "--require-detector",
