@@ -34,7 +34,8 @@ def _uleb(data: bytes, at: int) -> tuple[int, int]:
             return value, at
 
 
-def _sleb(data: bytes, at: int) -> int:
+def _skip_leb(data: bytes, at: int) -> int:
+    """Past one LEB128 number, signed or not (their lengths are the same)."""
     _, end = _uleb(data, at)
     return end
 
@@ -93,7 +94,7 @@ def _cie(data: bytes, at: int, vaddr: int) -> tuple[bool, int, int]:
     augmentation = data[at:end]
     at = end + 1
     _, at = _uleb(data, at)  # code alignment
-    at = _sleb(data, at)  # data alignment
+    at = _skip_leb(data, at)  # data alignment (signed)
     if version == 1:
         at += 1  # return address register
     else:

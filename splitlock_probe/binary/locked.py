@@ -83,13 +83,28 @@ def _relocations(image: ElfImage) -> dict[int, dict[int, tuple[Any, int | None]]
     return out
 
 
-def _code(image: ElfImage, section: Section) -> bytes:
+def section_code(image: ElfImage, section: Section) -> bytes:
+    """The bytes of one section, as the file holds them."""
     with open(image.path, "rb") as f:
         f.seek(section.offset)
         return f.read(section.size)
 
 
 _BRANCHES = ("j", "call", "loop", "xbegin", "bnd j", "notrack j")
+
+
+def is_branch(mnemonic: str) -> bool:
+    """A jump, call, loop or transaction start (capstone's mnemonic)."""
+    return mnemonic.startswith(_BRANCHES)
+
+
+def branch_target(op_str: str) -> int | None:
+    """A direct branch's target (capstone writes 0x1a40, or 8 below 10); None for
+    an indirect one (a register or memory operand)."""
+    try:
+        return int(op_str.strip(), 0)
+    except ValueError:
+        return None
 
 
 def locked_instructions(
@@ -104,11 +119,11 @@ def locked_instructions(
     for section in image.sections:
         if not (section.executable and section.allocated) or section.nobits or not section.size:
             continue
-        code = _code(image, section)
+        code = section_code(image, section)
         for address, size, mnemonic, op_str in lite.disasm_lite(code, section.addr):
-            if branch_targets is not None and mnemonic.startswith(_BRANCHES):
-                if op_str.startswith("0x"):
-                    branch_targets.add(int(op_str, 16))
+            if branch_targets is not None and is_branch(mnemonic):
+                if (target := branch_target(op_str)) is not None:
+                    branch_targets.add(target)
                 continue
             if not (mnemonic.startswith("lock ") or (mnemonic == "xchg" and "ptr" in op_str)):
                 continue

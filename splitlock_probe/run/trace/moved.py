@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from splitlock_probe.binary.image import ElfImage, Section
+from splitlock_probe.binary.locked import branch_target, disassembler, is_branch, section_code
 
 JUMP_BYTES = 5
 RUN_MAX = 16
@@ -36,6 +37,7 @@ class Mover:
     targets: set[int]  # every direct branch target in the image (the sweep's)
     _decoded: dict[int, tuple[list[tuple[int, int, str, str]], bool]] = field(default_factory=dict)
     _landing: list[tuple[int, int]] | None = None  # functions that may have landing pads
+    _code: dict[int, bytes] = field(default_factory=dict)  # section offset: its bytes
 
     def moved(self, vaddr: int, length: int, section: Section) -> tuple[bytes, bool] | None:
         """The bytes to move after the site at `vaddr` (`length` bytes) and
@@ -73,14 +75,12 @@ class Mover:
     ) -> tuple[list[tuple[int, int, str, str]], bool]:
         """The function's instructions, and whether it may jump where we cannot see."""
         if start not in self._decoded:
-            from splitlock_probe.binary.locked import disassembler
-
             code = self._bytes(section, start, size)
             insns = list(disassembler(64).disasm_lite(code, start))
             indirect = sum(n for _, n, _, _ in insns) != len(code)  # data in the code
             for _, _, mnemonic, op_str in insns:
-                if _branch(mnemonic) and not mnemonic.startswith("call"):
-                    indirect = indirect or _immediate(op_str) is None
+                if is_branch(mnemonic) and not mnemonic.startswith("call"):
+                    indirect = indirect or branch_target(op_str) is None
             self._decoded[start] = (insns, indirect)
         return self._decoded[start]
 
@@ -90,16 +90,13 @@ class Mover:
         return any(lo <= start < hi for lo, hi in self._landing)
 
     def _bytes(self, section: Section, address: int, n: int) -> bytes:
+        """`n` bytes of code at `address`, from the section read once."""
         at = address - section.addr
         if at < 0 or at + n > section.size:
             return b""
-        with open(self.image.path, "rb") as f:
-            f.seek(section.offset + at)
-            return f.read(n)
-
-
-def _branch(mnemonic: str) -> bool:
-    return mnemonic.startswith(("j", "call", "loop", "xbegin")) or mnemonic.endswith("jmp")
+        if section.offset not in self._code:
+            self._code[section.offset] = section_code(self.image, section)
+        return self._code[section.offset][at : at + n]
 
 
 def _lsda_functions(path: str) -> list[tuple[int, int]]:
@@ -117,11 +114,3 @@ def _lsda_functions(path: str) -> list[tuple[int, int]]:
         if eh is None:
             return EVERYTHING
         return lsda_functions(eh.data(), eh["sh_addr"])
-
-
-def _immediate(op_str: str) -> int | None:
-    text = op_str.strip()
-    try:
-        return int(text, 16) if text.startswith("0x") else int(text)
-    except ValueError:
-        return None

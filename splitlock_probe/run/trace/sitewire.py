@@ -128,18 +128,15 @@ def site_table(path: str) -> SiteTable:
     targets: set[int] = set()
     sites = list(locked_instructions(image, targets))  # the targets are whole only after
     mover = Mover(image, targets)
-    found = 0
     packed = []
     left: Counter[str] = Counter()
     for insn in sites:
-        found += 1
-        why = rules.armable(insn.vaddr) if rules is not None else None
-        if why is not None:
-            if pack(insn) is not None:  # counted only where it would have been watched
-                left[why] += 1
-            continue
         site = pack(insn)
         if site is None:
+            continue
+        why = rules.armable(insn.vaddr) if rules is not None else None
+        if why is not None:  # counted only where it would have been watched
+            left[why] += 1
             continue
         moving = mover.moved(insn.vaddr, len(insn.code), insn.section)
         if moving is not None and moving[0]:
@@ -147,7 +144,7 @@ def site_table(path: str) -> SiteTable:
         packed.append((insn.vaddr, site))
     packed.sort()
     packed_sites = b"".join(site for _, site in packed)
-    return SiteTable(packed_sites, len(packed), found, dict(left), rules is not None)
+    return SiteTable(packed_sites, len(packed), len(sites), dict(left), rules is not None)
 
 
 def reply(status: int, table: SiteTable | None = None) -> bytes:
