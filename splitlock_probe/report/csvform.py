@@ -70,7 +70,14 @@ def nested(items: Iterable[Mapping[str, Any]], child: str, parent: str) -> list[
     return out
 
 
-def csv_text(rows: Iterable[Mapping[str, Any]], separator: str = ",") -> str:
+def _record(cells: Iterable[str]) -> str:
+    """One CSV line, quoted where a cell needs it."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(cells)
+    return out.getvalue()
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]]) -> str:
     """The rows as CSV with one header line; nothing at all when there are no
     rows (their columns are not known, and an empty file reads as no rows)."""
     flat = [dict(flatten(row)) for row in rows]
@@ -79,28 +86,20 @@ def csv_text(rows: Iterable[Mapping[str, Any]], separator: str = ",") -> str:
     columns: dict[str, None] = {}
     for row in flat:
         columns.update(dict.fromkeys(row))
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=separator, lineterminator="\n")
-    writer.writerow(columns)
-    for row in flat:
-        writer.writerow(row.get(c, "") for c in columns)
-    return out.getvalue()
+    return _record(columns) + "".join(_record(row.get(c, "") for c in columns) for row in flat)
 
 
 class CsvStream:
     """Rows written as they come (log --follow): the columns are the first row's."""
 
-    def __init__(self, write: Any, separator: str = ",") -> None:
+    def __init__(self, write: Any) -> None:
         self.write = write
-        self.separator = separator
         self.columns: list[str] | None = None
 
     def row(self, item: Mapping[str, Any]) -> None:
         flat = dict(flatten(item))
-        out = io.StringIO()
-        writer = csv.writer(out, delimiter=self.separator, lineterminator="\n")
+        head = ""
         if self.columns is None:
             self.columns = list(flat)
-            writer.writerow(self.columns)
-        writer.writerow(flat.get(c, "") for c in self.columns)
-        self.write(out.getvalue())
+            head = _record(self.columns)
+        self.write(head + _record(flat.get(c, "") for c in self.columns))
