@@ -143,9 +143,11 @@ def test_pack_describes_the_operand_as_the_agent_computes_it() -> None:
                       0x10, code)  # fmt: skip
     packed = pack(insn)
     assert packed is not None
-    vaddr, disp, length, width, base, index, scale, flags, disp_at, _, code = SITE.unpack(packed)
-    fields = (vaddr, disp, length, width, base, index, scale, flags, disp_at)
-    assert fields == (0x1000, 0x10, 6, 4, 0, 1, 4, 0, 0)  # rax + rcx * 4 + 0x10
+    vaddr, disp, length, width, base, index, scale, flags, disp_at, _, code, hop, _ = SITE.unpack(
+        packed
+    )
+    fields = (vaddr, disp, length, width, base, index, scale, flags, disp_at, hop)
+    assert fields == (0x1000, 0x10, 6, 4, 0, 1, 4, 0, 0, 0)  # rax + rcx * 4 + 0x10
     assert code.rstrip(b"\0") == insn.code
 
 
@@ -167,7 +169,8 @@ def test_the_run_options_before_the_command_keep_their_values(
 @pytest.mark.parametrize("tracer", TRACERS)
 def test_a_jump_keeps_every_register_the_flags_and_the_count(programs: Path, tracer: str) -> None:
     """Misaligned locked ops of 5 bytes or more, based on rbx, on rsp and
-    RIP-relative, run through breakpoint mode's jump and its stub: every
+    RIP-relative, and a 4-byte one that hops through alignment filler, run
+    through breakpoint mode's jump and its stub: every
     register, the arithmetic flags and memory are what the op alone leaves
     (jumpregs checks them itself), each op is found once; and 2 threads
     adding to one split counter through the same jump lose no add."""
@@ -176,12 +179,15 @@ def test_a_jump_keeps_every_register_the_flags_and_the_count(programs: Path, tra
     ops = sorted((s["instruction"].split("[")[1].split("]")[0], s["count"])
                  for s in doc["trace"]["sites"])  # fmt: skip
     assert [(base.split(" ")[0], count) for base, count in ops] == [
-        ("rbx", 1), ("rbx", 1), ("rip", 1), ("rsp", 1)]  # fmt: skip
+        ("rbx", 1), ("rbx", 1), ("rbx", 1), ("rip", 1), ("rsp", 1)]  # fmt: skip
     if tracer_method(tracer) == "breakpoint":
-        assert doc["trace"]["breakpoints"]["jumps"] >= 4
+        points = doc["trace"]["breakpoints"]
+        assert points["jumps"] >= 5 and points["hops"] >= 1
     r, doc = traced(*tracer_args(tracer), "--", str(programs / "jumpregs"), "threads")
-    assert r.returncode == 0, (doc["exit"], r.stderr[-400:])  # 30: an add was lost
-    assert [s["count"] for s in doc["trace"]["sites"]] == [40000]
+    assert r.returncode == 0, (doc["exit"], r.stderr[-400:])  # 30, 31: an add was lost
+    assert [s["count"] for s in doc["trace"]["sites"]] == [20000, 20000]
+    if tracer_method(tracer) == "breakpoint":  # only the misaligned runs raised a signal
+        assert doc["trace"]["breakpoints"]["trapped"] == 40000
 
 
 @pytest.mark.parametrize("tracer", TRACERS)
@@ -223,3 +229,33 @@ def test_what_may_move_with_a_short_site(programs: Path) -> None:
     assert found["mv_call"] is None
     moved, jcc = found["mv_jcc"] or (b"", False)
     assert jcc and moved[0] & 0xF0 == 0x70  # jne rel8
+
+
+@pytest.mark.parametrize(
+    ("entry", "hops"),
+    [
+        (".Lg:", True),  # a plain local label: nothing can enter the filler
+        (".globl g\n.type g,@function\ng:", False),  # a function starts in it
+        (".Lg:\n.cfi_startproc", False),  # an unwind entry starts in it, no symbol
+    ],
+)
+def test_a_short_site_hops_only_through_filler_nothing_can_enter(
+    tmp_path: Path, entry: str, hops: bool
+) -> None:
+    """`lock incl (%rdi); ret` (nothing may move with it) and 12 nops up to the
+    next 16 bytes: the site may hop through them, unless a function starts
+    there (an entry reached through a pointer may begin with nops)."""
+    source = tmp_path / "f.S"
+    end = ".cfi_endproc\n" if "cfi" in entry else ""
+    source.write_text(
+        ".text\n.p2align 4\n.globl f\n.type f,@function\nf:\nlock incl (%rdi)\nret\n"
+        f"nop\nnop\n{entry}\n" + "nop\n" * 10 + f"call f\ncall f\n{end}"
+    )
+    lib = tmp_path / "libf.so"
+    subprocess.run(["gcc", "-shared", "-nostdlib", "-o", str(lib), str(source)], check=True)
+    table = site_table(str(lib))
+    assert table.watched == 1
+    hop = SITE.unpack_from(table.packed, 0)[11]
+    assert (hop != 0) == hops, hop
+    if hops:
+        assert hop == 4  # the first filler byte after the ret, within a rel8's reach

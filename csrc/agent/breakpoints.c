@@ -65,6 +65,7 @@
 #define STUB_FRAME 9  /* words the misaligned path leaves on the stack */
 #define RED_ZONE 128  /* the System V ABI's: leaf functions keep data below rsp */
 #define JMP_REL32 0xE9
+#define JMP_REL8 0xEB
 #define MEMBARRIER_QUERY 0
 #define MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE (1 << 5)
 #define MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE (1 << 6)
@@ -326,7 +327,7 @@ static int fill_stub(uint8_t *slot, const struct sls_site *s, uint64_t at, uint6
     uint64_t mask = 1ULL << (SIGTRAP - 1);
     int32_t rel;
 
-    if (s->len + s->moved < 5 || s->width < 2 || s->width > 16 || (s->width & (s->width - 1)) ||
+    if ((s->len + s->moved < 5 && (s->hop == 0 || s->moved != 0 || s->len < 2)) || s->width < 2 || s->width > 16 || (s->width & (s->width - 1)) ||
         (s->flags & (SLS_FS | SLS_GS | SLS_ADDR32)))
         return -1;
     p = put(p, enter, sizeof(enter));
@@ -405,38 +406,78 @@ static int open_mem(void)
     return (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/mem", O_RDWR | O_CLOEXEC, 0, 0, 0);
 }
 
+/* Where site i's jump lands first: its own bytes, or the filler it hops
+ * through (a short site: `jmp rel8` there, `jmp rel32` on from it). */
+static uint64_t jump_entry(const struct image *img, uint32_t i)
+{
+    return img->addr[i] + (uint64_t)(int64_t)img->sites[i].hop;
+}
+
+/* The bytes after the int3 that the jump puts in: a jmp rel32's four, or a
+ * hop's rel8 (the hop itself, filler nothing runs, is written first). */
+static int jump_tail(struct image *img, uint32_t i, int mem)
+{
+    const struct sls_site *s = &img->sites[i];
+    uint64_t at = img->addr[i], entry = jump_entry(img, i);
+    int32_t rel = (int32_t)((int64_t)(uint64_t)(img->slots + (size_t)i * SLOT_SIZE) -
+                            (int64_t)(entry + 5));
+    if (s->hop == 0)
+        return write_code(mem, at + 1, (const uint8_t *)&rel, 4);
+    uint8_t hop[5] = {JMP_REL32}, rel8 = (uint8_t)(int8_t)((int64_t)entry - (int64_t)(at + 2));
+    memcpy(hop + 1, &rel, 4);
+    if (write_code(mem, entry, hop, 5) != 0)
+        return -1;
+    return write_code(mem, at + 1, &rel8, 1);
+}
+
+static size_t tail_bytes(const struct sls_site *s)
+{
+    return s->hop != 0 ? 1 : 4;
+}
+
 /* Turn the int3s of the sites marked ARMED_JUMP in `ready` into jumps to
- * their stubs: the jump's last four bytes first (behind the int3, never run),
+ * their stubs: the jump's last bytes first (behind the int3, never run),
  * every CPU serialised, then its first byte. Without SYNC_CORE the int3s stay. */
-static void make_jumps(struct image *img, const uint8_t *ready, int mem)
+static void make_jumps(struct image *img, uint8_t *ready, int mem)
 {
     if (!sync_cores())
         return;
     for (uint32_t i = 0; i < img->count; i++) {
-        if (!(ready[i] & ARMED_JUMP))
+        if (!(ready[i] & ARMED_JUMP) || jump_tail(img, i, mem) == 0)
             continue;
-        uint64_t at = img->addr[i];
-        int32_t rel = (int32_t)((int64_t)(uint64_t)(img->slots + (size_t)i * SLOT_SIZE) -
-                                (int64_t)(at + 5));
-        if (write_code(mem, at + 1, (const uint8_t *)&rel, 4) != 0)
-            write_code(mem, at + 1, img->sites[i].insn + 1, 4); /* as it was: int3 stays */
+        /* as it was: the int3 stays */
+        write_code(mem, img->addr[i] + 1, img->sites[i].insn + 1, tail_bytes(&img->sites[i]));
+        ready[i] &= (uint8_t)~ARMED_JUMP;
     }
     if (!sync_cores()) {
         for (uint32_t i = 0; i < img->count; i++)
             if (ready[i] & ARMED_JUMP)
-                write_code(mem, img->addr[i] + 1, img->sites[i].insn + 1, 4);
+                write_code(mem, img->addr[i] + 1, img->sites[i].insn + 1,
+                           tail_bytes(&img->sites[i]));
         return;
     }
     for (uint32_t i = 0; i < img->count; i++) {
-        if (!(ready[i] & ARMED_JUMP) || memcmp((const void *)(img->addr[i] + 1),
-                                               img->sites[i].insn + 1, 4) == 0)
+        const struct sls_site *s = &img->sites[i];
+        if (!(ready[i] & ARMED_JUMP))
             continue;
-        if (poke(mem, img->addr[i], JMP_REL32) == 0) {
+        if (poke(mem, img->addr[i], s->hop != 0 ? JMP_REL8 : JMP_REL32) == 0) {
             __atomic_store_n(&img->armed[i], ARMED_JUMP, __ATOMIC_RELEASE);
             __atomic_add_fetch(&sla_buf->jumps, 1, __ATOMIC_RELAXED);
+            if (s->hop != 0)
+                __atomic_add_fetch(&sla_buf->hops, 1, __ATOMIC_RELAXED);
         }
     }
     sync_cores();
+}
+
+/* A hop is used only where its bytes are still the filler the tool read,
+ * within the rel8's reach, clear of the site itself. */
+static int hop_is_filler(const struct sls_site *s, uint64_t at)
+{
+    int64_t rel = s->hop - 2;
+    if (rel < -128 || rel > 127 || (s->hop > -5 && s->hop < (int32_t)s->len))
+        return 0;
+    return memcmp((const void *)(at + (uint64_t)(int64_t)s->hop), s->hop_code, 5) == 0;
 }
 
 static void arm_image(const char *path, uint64_t bias, uint64_t key_ld, int mem)
@@ -483,9 +524,11 @@ static void arm_image(const char *path, uint64_t bias, uint64_t key_ld, int mem)
         img->addr[i] = at;
         ready[i] = memcmp((const void *)at, sites[i].insn, sites[i].len + sites[i].moved) == 0 &&
                    fill_copy(slot, &sites[i], at) == 0;
+        uint64_t entry = jump_entry(img, i);
         if (ready[i] && fill_stub(slot, &sites[i], at, &sla_buf->hits) == 0 &&
-            (int64_t)(int32_t)((int64_t)(uint64_t)slot - (int64_t)(at + 5)) ==
-                (int64_t)(uint64_t)slot - (int64_t)(at + 5))
+            (int64_t)(int32_t)((int64_t)(uint64_t)slot - (int64_t)(entry + 5)) ==
+                (int64_t)(uint64_t)slot - (int64_t)(entry + 5) &&
+            (sites[i].hop == 0 || hop_is_filler(&sites[i], at)))
             ready[i] |= ARMED_JUMP;
     }
     if (img->count > 0)

@@ -57,6 +57,10 @@ struct sls_site {
     uint8_t moved;   /* bytes after it that move with it into its stub, so a site
                       * under 5 bytes can take a jump (run/trace/moved.py) */
     uint8_t insn[SLS_INSN_MAX]; /* the bytes expected at the site: it, then the moved ones */
+    int32_t hop;        /* a short site that moves nothing: alignment filler this far
+                         * from vaddr, within a jmp rel8's reach, where a jmp rel32
+                         * to its stub may go (run/trace/hops.py); 0: none */
+    uint8_t hop_code[5]; /* the filler's bytes there, as the tool read them */
 };
 
 #endif /* SPLITLOCK_SITEWIRE_H */

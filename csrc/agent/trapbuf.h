@@ -37,6 +37,7 @@ struct slt_header {
     uint64_t disarmed;    /* C library sites taken out again (sla_breakpoints_disarm) */
     uint64_t jumps;       /* armed sites whose int3 became a jump to a checking stub */
     uint64_t trapped;     /* hits that raised a SIGTRAP (an int3, or a misaligned jump) */
+    uint64_t hops;        /* of the jumps, short sites' `jmp rel8` through alignment filler */
 };
 
 struct slt_record {

@@ -1,12 +1,13 @@
-"""The functions of an ELF image that have exception landing pads: those
-whose .eh_frame entry (FDE) carries a non-null LSDA pointer. The unwinder
-jumps to a landing pad, an address no branch names, so code there must stay
-where it is (run/trace/moved.py).
+"""The functions an ELF image's .eh_frame describes (one FDE each), and
+which of them have exception landing pads: an FDE with a non-null LSDA
+pointer. The unwinder jumps to a landing pad, an address no branch names, so
+code there must stay where it is (run/trace/moved.py); and a function's start
+is an entry even where no symbol names it (run/trace/hops.py).
 
 A small reader of the .eh_frame format (the LSB's, DWARF CFI with GNU
 augmentations), because pyelftools decodes every call-frame instruction and
 took seconds on a C++ compiler's 2 MB table. An encoding it does not know
-makes it answer "every function", which is safe."""
+makes it answer "unknown" (None), which its callers take the safe way."""
 
 from __future__ import annotations
 
@@ -54,9 +55,19 @@ def _pointer(data: bytes, at: int, encoding: int, vaddr: int) -> tuple[int, int]
 
 def lsda_functions(data: bytes, vaddr: int) -> list[tuple[int, int]]:
     """[start, end) of each function with an LSDA, from the bytes of .eh_frame
-    loaded at `vaddr`."""
+    loaded at `vaddr`; every address when the table cannot be read."""
+    found = functions(data, vaddr)
+    if found is None:
+        return EVERYTHING
+    return [(start, end) for start, end, lsda in found if lsda]
+
+
+def functions(data: bytes, vaddr: int) -> list[tuple[int, int, bool]] | None:
+    """[start, end) of each function with an FDE, and whether it names an
+    LSDA, from the bytes of .eh_frame loaded at `vaddr`; None when the table
+    uses an encoding this reader does not know."""
     cies: dict[int, tuple[bool, int, int]] = {}  # offset: (has 'z', FDE encoding, LSDA encoding)
-    out: list[tuple[int, int]] = []
+    out: list[tuple[int, int, bool]] = []
     at = 0
     try:
         while at + 4 <= len(data):
@@ -76,14 +87,14 @@ def lsda_functions(data: bytes, vaddr: int) -> list[tuple[int, int]]:
                 z, fde_enc, lsda_enc = cie
                 begin, p = _pointer(data, body + 4, fde_enc, vaddr)
                 size, p = _pointer(data, p, fde_enc & 0x0F, vaddr)
+                raw = 0  # 0: no LSDA
                 if z and lsda_enc != _OMIT:
                     _, p = _uleb(data, p)
-                    raw, _ = _pointer(data, p, lsda_enc & 0x0F, vaddr)  # 0: no LSDA
-                    if raw:
-                        out.append((begin, begin + size))
+                    raw, _ = _pointer(data, p, lsda_enc & 0x0F, vaddr)
+                out.append((begin, begin + size, raw != 0))
             at = end
     except (_Unknown, struct.error, IndexError):
-        return EVERYTHING
+        return None
     return out
 
 

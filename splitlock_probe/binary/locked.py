@@ -107,12 +107,23 @@ def branch_target(op_str: str) -> int | None:
         return None
 
 
+def _ends_flow(mnemonic: str) -> bool:
+    """Nothing falls through it: a return, a jump, ud2 (capstone's mnemonics,
+    prefixes such as `bnd`, `notrack` and `repz` included)."""
+    return mnemonic.endswith(("ret", "jmp")) or mnemonic == "ud2"
+
+
 def locked_instructions(
-    image: ElfImage, branch_targets: set[int] | None = None
+    image: ElfImage,
+    branch_targets: set[int] | None = None,
+    padding: list[tuple[int, int]] | None = None,
 ) -> Iterator[LockedInsn]:
     """Every locked instruction of the image's code, in address order. With
     `branch_targets`, the same sweep adds the target of every direct branch
-    and call to it (run/trace/moved.py needs them), whole once exhausted."""
+    and call to it (run/trace/moved.py needs them), whole once exhausted.
+    With `padding`, it also lists each run of alignment filler [start, end):
+    nops or int3s after a return or jump, up to a 16-byte boundary, which
+    nothing falls into (run/trace/hops.py puts jumps there)."""
     relocs = _relocations(image) if image.relocatable else {}
     lite = _cs(image.elfclass, False)
     full = _cs(image.elfclass, True)
@@ -120,7 +131,17 @@ def locked_instructions(
         if not (section.executable and section.allocated) or section.nobits or not section.size:
             continue
         code = section_code(image, section)
+        ended, run = False, -1  # after a flow end; where the filler began
         for address, size, mnemonic, op_str in lite.disasm_lite(code, section.addr):
+            if padding is not None:
+                if mnemonic == "nop" or mnemonic == "int3":
+                    if run < 0 and ended:
+                        run = address
+                    if run >= 0 and (address + size) % 16 == 0:
+                        padding.append((run, address + size))
+                        run, ended = -1, False
+                    continue
+                run, ended = -1, _ends_flow(mnemonic)
             if branch_targets is not None and is_branch(mnemonic):
                 if (target := branch_target(op_str)) is not None:
                     branch_targets.add(target)

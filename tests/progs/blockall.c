@@ -3,9 +3,9 @@
  * exits 0 (3 if SIGTRAP is no longer blocked afterwards). The op is
  * `lock btsq $1, line+60(%rip)` (10 bytes), or with "short" `lock incl (%reg)`
  * (3 or 4 bytes). Untraced it lives. Under the agent's alignment mode the
- * trap is a blocked SIGBUS, which the kernel turns into death; under
- * breakpoints the long op runs through a jump (no signal) and lives, the
- * short one keeps its int3, a blocked SIGTRAP: death (run says why); under
+ * trap is a blocked SIGBUS, which the kernel turns into death (run says
+ * why); under breakpoints the long op runs through a jump (no signal), the
+ * short one hops to its stub through alignment filler, and both live; under
  * ptrace it lives, and the op is found. */
 #define _GNU_SOURCE
 #include <signal.h>

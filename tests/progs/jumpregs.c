@@ -1,19 +1,27 @@
 /* jumpregs.c: misaligned locked ops that breakpoint mode runs through a
  * jump (5 bytes or more) while every general register holds a known value:
- * based on rbx, on rsp, and RIP-relative. Afterwards every register, the
- * flags and the memory must be what the op alone leaves. Exit 0 when they
- * are, 10 + the check that failed. With "threads": 2 threads add 1 to one
- * split counter 20,000 times each through the same op (the total must be
- * exact). */
+ * based on rbx, on rsp, and RIP-relative; and a 4-byte one followed by a
+ * `ret` (nothing can move with it), which hops to its stub through the
+ * alignment filler after that `ret`. Afterwards every register, the flags
+ * and the memory must be what the op alone leaves. Exit 0 when they are,
+ * 10 + the check that failed. With "threads": 2 threads add 1 to one split
+ * counter 10,000 times each through the same long op, and to another
+ * through the hopping short one (both totals must be exact). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
-_Alignas(64) unsigned char jr_line[192];
+_Alignas(64) unsigned char jr_line[256];
 uint64_t jr_saved[19]; /* rax rcx rdx rbx rsp rbp rsi rdi r8..r15, flags, rsp before, r13 */
 
-/* rdi: jr_line. Sets every register, runs the three ops, saves them all. */
+/* 4 bytes and a `ret`, then filler to the next 16 bytes: a hop. */
+void jr_hop_inc(void);                /* lock incl 0x7e(%rbx): rbx is jr_line */
+void jr_hop_add(unsigned char *word); /* lock addl $1, (%rdi) */
+__asm__(".text\n.p2align 4\njr_hop_inc:\n lock incl 0x7e(%rbx)\n ret\n.p2align 4\n"
+        "jr_hop_add:\n lock addl $1, (%rdi)\n ret\n.p2align 4\n");
+
+/* rdi: jr_line. Sets every register, runs the four ops, saves them all. */
 void jr_run(unsigned char *line);
 __asm__(
     ".text\n.globl jr_run\n.type jr_run,@function\njr_run:\n"
@@ -33,8 +41,9 @@ __asm__(
     "add $64, %rsp\n"
     "mov %r12d, %eax\n mov $0x9999, %r12\n"
     "mov $3, %r13\n"
-    "lock xaddq %r13, jr_line+124(%rip)\n"    /* 9 bytes: 0x3000 -> 0x3003, r13 0x3000 */
+    "lock xaddq %r13, jr_line+188(%rip)\n"    /* 9 bytes: 0x3000 -> 0x3003, r13 0x3000 */
     "mov %r13, jr_saved+144(%rip)\n mov $0xaaaa, %r13\n"
+    "call jr_hop_inc\n"                       /* 4 bytes, hops: 0x4000 -> 0x4001 */
     "mov $5, %r14\n add $0x1000, %r14\n mov $0xbbbb, %r14\n"
     "lock xaddq %rax, 0x3c(%rbx)\n"           /* again: 0x1005 -> 0x2005, rax 0x1005 */
     "pushfq\n pop jr_saved+128(%rip)\n"
@@ -52,8 +61,10 @@ __asm__(
 static void *adder(void *unused)
 {
     (void)unused;
-    for (int k = 0; k < 20000; k++)
+    for (int k = 0; k < 10000; k++) {
         __asm__ volatile("lock addq $1, jr_line+60(%%rip)" : : : "memory", "cc");
+        jr_hop_add(jr_line + 126);
+    }
     return NULL;
 }
 
@@ -65,8 +76,10 @@ static int threads(void)
     pthread_join(a, NULL);
     pthread_join(b, NULL);
     uint64_t total;
+    uint32_t hopped;
     memcpy(&total, jr_line + 60, 8);
-    return total == 40000 ? 0 : 30;
+    memcpy(&hopped, jr_line + 126, 4);
+    return total != 20000 ? 30 : hopped != 20000 ? 31 : 0;
 }
 
 int main(int argc, char **argv)
@@ -82,7 +95,9 @@ int main(int argc, char **argv)
     word = 0x1000;
     memcpy(jr_line + 60, &word, 8);
     word = 0x3000;
-    memcpy(jr_line + 124, &word, 8);
+    memcpy(jr_line + 188, &word, 8);
+    uint32_t small = 0x4000;
+    memcpy(jr_line + 126, &small, 4);
     jr_run(jr_line);
     for (int k = 0; k < 16; k++) {
         uint64_t expect = k == 3 ? (uint64_t)jr_line : k == 4 ? jr_saved[17] : want[k];
@@ -96,8 +111,9 @@ int main(int argc, char **argv)
     memcpy(&word, jr_line + 60, 8);
     if (word != 0x2005)
         return 27;
-    memcpy(&word, jr_line + 124, 8);
+    memcpy(&word, jr_line + 188, 8);
     if (word != 0x3003 || jr_saved[18] != 0x3000)
         return 28;
-    return 0;
+    memcpy(&small, jr_line + 126, 4);
+    return small == 0x4001 ? 0 : 29;
 }

@@ -17,11 +17,11 @@ from types import TracebackType
 
 MAGIC, VERSION = 0x544C5053, 1
 DEFAULT_CAPACITY = 1 << 16  # records: 12 MiB of address space, touched only as filled
-_HEADER = struct.Struct("<IIII" + "Q" * 14)
+_HEADER = struct.Struct("<IIII" + "Q" * 15)
 _RECORD = struct.Struct("<IIQQ16QQQ16sII")
 COUNTERS = (
     "next", "traps", "locked", "dropped", "passed_on", "images", "lost_ac",
-    "armed", "unarmed", "hits", "blind", "disarmed", "jumps", "trapped",
+    "armed", "unarmed", "hits", "blind", "disarmed", "jumps", "trapped", "hops",
 )  # fmt: skip
 FD_ENV, ID_ENV = "SPLITLOCK_AGENT_FD", "SPLITLOCK_AGENT_ID"
 

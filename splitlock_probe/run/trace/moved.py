@@ -64,7 +64,7 @@ class Mover:
             if mnemonic.startswith(_NEVER_MOVED):
                 return None
             jcc = mnemonic.startswith("j")
-            run += self._bytes(section, address, n)
+            run += self.code(section, address, n)
             size += n
         if size < JUMP_BYTES:
             return None
@@ -75,7 +75,7 @@ class Mover:
     ) -> tuple[list[tuple[int, int, str, str]], bool]:
         """The function's instructions, and whether it may jump where we cannot see."""
         if start not in self._decoded:
-            code = self._bytes(section, start, size)
+            code = self.code(section, start, size)
             insns = list(disassembler(64).disasm_lite(code, start))
             indirect = sum(n for _, n, _, _ in insns) != len(code)  # data in the code
             for _, _, mnemonic, op_str in insns:
@@ -89,7 +89,7 @@ class Mover:
             self._landing = _lsda_functions(self.image.path)
         return any(lo <= start < hi for lo, hi in self._landing)
 
-    def _bytes(self, section: Section, address: int, n: int) -> bytes:
+    def code(self, section: Section, address: int, n: int) -> bytes:
         """`n` bytes of code at `address`, from the section read once."""
         at = address - section.addr
         if at < 0 or at + n > section.size:

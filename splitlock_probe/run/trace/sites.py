@@ -127,6 +127,7 @@ class TraceResult:
             "unarmed": self.counters["unarmed"],
             "hits": self.counters["hits"],
             "jumps": self.counters["jumps"],
+            "hops": self.counters["hops"],
             "trapped": self.counters["trapped"],
             "blind_images": self.counters["blind"],
             "disarmed": self.counters["disarmed"],

@@ -27,7 +27,7 @@ from splitlock_probe.run.trace.sitewire import SITE, SiteTable, reply, site_tabl
 
 SOCKET_ENV = "SPLITLOCK_AGENT_SITES"
 _LINE_MAX = 4200  # "DEV INO PATH\n", PATH at most PATH_MAX
-_CACHE_VERSION = 3  # 3: short sites carry the instructions that move with them
+_CACHE_VERSION = 4  # 3: short sites carry the instructions that move with them; 4: hops
 
 
 @dataclass

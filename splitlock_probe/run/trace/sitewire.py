@@ -16,10 +16,11 @@ from typing import Any
 from splitlock_probe.binary.image import ElfImage
 from splitlock_probe.binary.locked import LockedInsn, locked_instructions
 from splitlock_probe.run.trace.clibrary import c_library
-from splitlock_probe.run.trace.moved import Mover
+from splitlock_probe.run.trace.hops import HOP_BYTES, Hops, entries_of
+from splitlock_probe.run.trace.moved import JUMP_BYTES, Mover
 
 MAGIC = 0x45544953
-SITE = struct.Struct("<QiBBbbBBBB16s4x")
+SITE = struct.Struct("<QiBBbbBBBB16si5s3x")
 REPLY = struct.Struct("<IiIIII")
 C_LIBRARY = 1  # reply flag: take these sites out before glibc starts an all-blocked thread
 BASE_NONE, BASE_RIP = -1, 16
@@ -72,13 +73,18 @@ def _never_misaligned(insn: LockedInsn, bit_register: bool) -> bool:
     )
 
 
-def pack(insn: LockedInsn, moved: bytes = b"", jcc: bool = False) -> bytes | None:
+def pack(
+    insn: LockedInsn, moved: bytes = b"", jcc: bool = False, hop: tuple[int, bytes] | None = None
+) -> bytes | None:
     """The wire form of one site, or None when it needs no watching (or
     cannot be described: then the static audit reports it). `moved`: the
     instructions after it that move with it into its stub (moved.py), the
-    last a conditional jump when `jcc`."""
+    last a conditional jump when `jcc`; `hop`: the filler a short site may
+    jump through to its stub (hops.py) and the bytes it holds."""
     from capstone import x86
 
+    if insn.width < 2:
+        return None  # one byte never splits a line
     found = next(_decoder().disasm(insn.code, insn.vaddr, 1), None)
     if found is None or found.size != len(insn.code) or len(insn.code) > 15:
         return None
@@ -110,12 +116,13 @@ def pack(insn: LockedInsn, moved: bytes = b"", jcc: bool = False) -> bytes | Non
         flags |= MOVED_JCC
     if len(insn.code) + len(moved) > 16:
         moved, flags = b"", flags & ~MOVED_JCC
+    hop_at, hop_code = (hop[0] - insn.vaddr, hop[1]) if hop and not moved else (0, b"")
     disp_at = found.disp_offset if base == BASE_RIP else 0
     if not -(1 << 31) <= mem.disp < (1 << 31):
         return None
     return SITE.pack(
         insn.vaddr, mem.disp, found.size, insn.width, base, index, max(1, mem.scale), flags,
-        disp_at, len(moved), (insn.code + moved).ljust(16, b"\0"),
+        disp_at, len(moved), (insn.code + moved).ljust(16, b"\0"), hop_at, hop_code,
     )  # fmt: skip
 
 
@@ -126,8 +133,10 @@ def site_table(path: str) -> SiteTable:
         raise ValueError(f"{path}: not an x86-64 executable or shared object")
     rules = c_library(path)
     targets: set[int] = set()
-    sites = list(locked_instructions(image, targets))  # the targets are whole only after
+    padding: list[tuple[int, int]] = []
+    sites = list(locked_instructions(image, targets, padding))  # whole only after
     mover = Mover(image, targets)
+    hops = Hops(padding, targets, entries_of(path, image.functions.starts))
     packed = []
     left: Counter[str] = Counter()
     for insn in sites:
@@ -141,6 +150,10 @@ def site_table(path: str) -> SiteTable:
         moving = mover.moved(insn.vaddr, len(insn.code), insn.section)
         if moving is not None and moving[0]:
             site = pack(insn, *moving) or site
+        elif len(insn.code) < JUMP_BYTES and (at := hops.hop(insn.vaddr)) is not None:
+            filler = mover.code(insn.section, at, HOP_BYTES)
+            if len(filler) == HOP_BYTES:
+                site = pack(insn, hop=(at, filler)) or site
         packed.append((insn.vaddr, site))
     packed.sort()
     packed_sites = b"".join(site for _, site in packed)
