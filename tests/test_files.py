@@ -218,6 +218,43 @@ def test_ctrl_c_at_random_moments_leaves_a_whole_report_or_none(tmp_path: Path) 
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".slp-")] == []
 
 
+def test_a_ctrl_c_python_swallowed_is_raised_again_not_lost() -> None:
+    """A KeyboardInterrupt raised where Python can only print and drop it (a
+    __del__, an import lock's weakref callback) used to be lost: the command
+    went on as if no Ctrl-C came. The hook raises it again in ordinary code,
+    never inside itself ("Exception ignored in sys.unraisablehook")."""
+    probe = (
+        "import sys\n"
+        "from splitlock_probe.cli import _interrupt_again\n"
+        "sys.unraisablehook = _interrupt_again\n"
+        "class Dropped:\n"
+        "    def __del__(self):\n"
+        "        raise KeyboardInterrupt\n"
+        "def work():\n"
+        "    Dropped()\n"
+        "    print('went on')\n"
+        "try:\n"
+        "    work()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO, check=False)  # fmt: skip
+    assert (done.stdout, done.stderr) == ("interrupted\n", "")
+
+
+def test_the_entry_module_arms_the_signals_before_anything_heavy() -> None:
+    """The console script imports splitlock_probe.cli before main() can arm
+    Ctrl-C: whatever that import loads is a window for Python's own
+    traceback. It loads neither `signal` (its enums), `typing` nor our errors."""
+    probe = "import sys, splitlock_probe.cli\nprint(sorted(set(sys.modules) & {MODULES}))\n"
+    heavy = {"signal", "typing", "enum", "splitlock_probe.errors", "click"}
+    done = subprocess.run([sys.executable, "-S", "-c", probe.replace("{MODULES}", repr(heavy))],
+                          capture_output=True, text=True, cwd=REPO, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_ctrl_c_while_click_parses_the_command_line_is_130_not_aborted() -> None:
     """click turns a KeyboardInterrupt in its own parsing into "Aborted!" and
     exit 1, a finding's status; ours is one line and 130. Interrupting a
