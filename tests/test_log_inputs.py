@@ -135,6 +135,10 @@ def test_a_recorded_dev_kmsg_that_never_ends_is_bounded(tmp_path: Path) -> None:
     os.mknod(root / "dev" / "kmsg", 0o644 | 0o020000, os.makedev(1, 5))  # /dev/zero
     done = tool("host", "--json", root=root)
     assert done.returncode == 0, done.stderr
+    done = tool("log", "--json", root=root)  # and says where it stopped
+    notes = json.loads(done.stdout)["notes"]
+    assert any("stopped after 64 MiB" in n for n in notes), notes
+    assert "1 line longer than 1 MiB was cut there" in notes
 
 
 def test_a_fifo_as_recorded_dev_kmsg_neither_hangs_nor_fails(tmp_path: Path) -> None:

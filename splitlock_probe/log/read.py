@@ -12,12 +12,12 @@ from splitlock_probe.host import kernel
 from splitlock_probe.host.boottime import boot_time
 from splitlock_probe.host.cpu import cpu, is_x86
 from splitlock_probe.host.kmsg.messages import TrapEvent
-from splitlock_probe.host.kmsg.source import KernelLog
+from splitlock_probe.host.kmsg.source import MAX_PASS_BYTES, KernelLog
 from splitlock_probe.host.kmsg.split import LineSplitter
 from splitlock_probe.host.kmsg.tally import LogTally
 from splitlock_probe.log.enrich import ProcessView, enrich
 from splitlock_probe.log.inputs import compressed_lines, compression, stdin_lines
-from splitlock_probe.text import escape
+from splitlock_probe.text import counted, escape
 
 STDIN = "-"
 
@@ -100,6 +100,7 @@ def read(
     finally:
         overwritten = 0 if reader is None else reader.overwritten
         cut = splitter.cut if reader is None else reader.cut
+        endless = 0 if reader is None else reader.bounded
         if reader is not None:
             reader.close()
     if path is not None and tally.lines and not tally.recognized and not interrupted:
@@ -111,7 +112,11 @@ def read(
         )
     if path is None:  # the live log: its banner, read now, says more than the flags
         host_mode = live_host_mode(tally.mode)
-    notes = [f"{cut:,} lines longer than 1 MiB were cut there"] if cut else []
+    were = "was" if cut == 1 else "were"
+    notes = [f"{counted(cut, 'line')} longer than 1 MiB {were} cut there"] if cut else []
+    if endless:  # /dev/zero, /dev/urandom, a stream that never pauses
+        notes.append(f"reading stopped after {MAX_PASS_BYTES >> 20} MiB in one pass: more than a "
+                     "kernel ring buffer holds, so this log may never end")  # fmt: skip
     if kind is not None:
         notes.append(f"read through {kind}")
     booted = live_boot_time(path)
