@@ -106,8 +106,8 @@ def read(
     if path is not None and tally.lines and not tally.recognized and not interrupted:
         raise UsageError(
             f"{escape(source)} does not look like a kernel log: none of its "
-            f"{tally.lines:,} lines has a kernel-log timestamp, a /dev/kmsg record header, a "
-            "syslog or journal prefix, or a split-lock message (dmesg -t output has no "
+            f"{counted(tally.lines, 'line')} has a kernel-log timestamp, a /dev/kmsg record "
+            "header, a syslog or journal prefix, or a split-lock message (dmesg -t output has no "
             "timestamps: use dmesg without -t)"
         )
     if path is None:  # the live log: its banner, read now, says more than the flags

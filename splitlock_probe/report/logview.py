@@ -9,7 +9,7 @@ from splitlock_probe.host.boottime import ctime
 from splitlock_probe.host.kmsg.messages import BUS_LOCK, SPLIT_LOCK, TrapEvent
 from splitlock_probe.host.kmsg.tally import LogTally
 from splitlock_probe.log.read import never_logs
-from splitlock_probe.text import shown
+from splitlock_probe.text import counted, shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -94,7 +94,7 @@ def draw_log(read: LogRead, console: Console, wall_clock: bool = False) -> None:
 
     tally, views, host_mode = read.tally, read.views, read.host_mode
     counts = tally.counts()
-    head = Text(f"{read.source}: {tally.lines:,} lines, ", style="dim")
+    head = Text(f"{read.source}: {counted(tally.lines, 'line')}, ", style="dim")
     head.append(f"{counts[SPLIT_LOCK]:,} split-lock and {counts[BUS_LOCK]:,} bus-lock events")
     head.append(
         f"; mode {tally.mode}" if tally.mode else "; no boot banner in this log", style="dim"

@@ -9,7 +9,7 @@ from splitlock_probe.report.aggregate import rows
 from splitlock_probe.report.cachemap import cache_map
 from splitlock_probe.report.table import summary_tables
 from splitlock_probe.scan.request import ScanResult
-from splitlock_probe.text import shown
+from splitlock_probe.text import counted, shown
 
 
 def header(result: ScanResult) -> Text:
@@ -53,9 +53,7 @@ def _counter_totals(result: ScanResult) -> list[str]:
 def footer(result: ScanResult) -> Text:
     s = result.summary()
     text = Text()
-    text.append(
-        f"{s['probes_measured']:,} probes measured: ",
-    )
+    text.append(f"{counted(s['probes_measured'], 'probe')} measured: ")
     text.append(f"{s['split']:,} split", style="bold red" if s["split"] else "green")
     text.append(f", {s['clean']:,} clean")
     if s["faulted"]:
@@ -106,9 +104,9 @@ def footer(result: ScanResult) -> Text:
             + f"; {'paced' if log['paced'] else 'not paced'} ({log['pace_reason']}).",
             style="yellow" if suppressed else "",
         )
-    counted = _counter_totals(result)
-    if counted:
-        text.append("\ncounters: " + "; ".join(counted) + ".")
+    totals = _counter_totals(result)
+    if totals:
+        text.append("\ncounters: " + "; ".join(totals) + ".")
     penalty = result.penalty_ms()
     if penalty is not None:
         text.append(f"\npenalty active: {penalty:g} ms per split lock.", style="bold yellow")
