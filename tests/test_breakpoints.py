@@ -237,6 +237,7 @@ def test_what_may_move_with_a_short_site(programs: Path) -> None:
         (".Lg:", True),  # a plain local label: nothing can enter the filler
         (".globl g\n.type g,@function\ng:", False),  # a function starts in it
         (".Lg:\n.cfi_startproc", False),  # an unwind entry starts in it, no symbol
+        (".Lg:\n.set TAKEN, 1", False),  # code takes its address: lea .Lg(%rip)
     ],
 )
 def test_a_short_site_hops_only_through_filler_nothing_can_enter(
@@ -244,12 +245,14 @@ def test_a_short_site_hops_only_through_filler_nothing_can_enter(
 ) -> None:
     """`lock incl (%rdi); ret` (nothing may move with it) and 12 nops up to the
     next 16 bytes: the site may hop through them, unless a function starts
-    there (an entry reached through a pointer may begin with nops)."""
+    there or code takes an address in them (an entry reached through a
+    pointer may begin with nops)."""
     source = tmp_path / "f.S"
     end = ".cfi_endproc\n" if "cfi" in entry else ""
+    taken = "lea .Lg(%rip), %rax\n" if "TAKEN" in entry else ""
     source.write_text(
         ".text\n.p2align 4\n.globl f\n.type f,@function\nf:\nlock incl (%rdi)\nret\n"
-        f"nop\nnop\n{entry}\n" + "nop\n" * 10 + f"call f\ncall f\n{end}"
+        f"nop\nnop\n{entry}\n" + "nop\n" * 10 + f"call f\n{taken}call f\n{end}"
     )
     lib = tmp_path / "libf.so"
     subprocess.run(["gcc", "-shared", "-nostdlib", "-o", str(lib), str(source)], check=True)

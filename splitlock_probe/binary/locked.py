@@ -107,6 +107,20 @@ def branch_target(op_str: str) -> int | None:
         return None
 
 
+def rip_relative_target(address: int, size: int, op_str: str) -> int | None:
+    """The address `lea reg, [rip +- disp]` takes (a function pointer, a
+    computed goto's label, a jump table's base); None for any other form."""
+    at = op_str.find("[rip ")
+    if at < 0 or not op_str.endswith("]"):
+        return None
+    sign, _, disp = op_str[at + 5 : -1].partition(" ")
+    try:
+        value = int(disp, 0)
+    except ValueError:
+        return None
+    return address + size + (value if sign == "+" else -value)
+
+
 def _ends_flow(mnemonic: str) -> bool:
     """Nothing falls through it: a return, a jump, ud2 (capstone's mnemonics,
     prefixes such as `bnd`, `notrack` and `repz` included)."""
@@ -120,7 +134,9 @@ def locked_instructions(
 ) -> Iterator[LockedInsn]:
     """Every locked instruction of the image's code, in address order. With
     `branch_targets`, the same sweep adds the target of every direct branch
-    and call to it (run/trace/moved.py needs them), whole once exhausted.
+    and call to it, and every address a RIP-relative `lea` takes (code
+    reached through a pointer), whole once exhausted (run/trace/moved.py and
+    hops.py keep their hands off them).
     With `padding`, it also lists each run of alignment filler [start, end):
     nops or int3s after a return or jump, up to a 16-byte boundary, which
     nothing falls into (run/trace/hops.py puts jumps there)."""
@@ -142,10 +158,14 @@ def locked_instructions(
                         run, ended = -1, False
                     continue
                 run, ended = -1, _ends_flow(mnemonic)
-            if branch_targets is not None and is_branch(mnemonic):
-                if (target := branch_target(op_str)) is not None:
-                    branch_targets.add(target)
-                continue
+            if branch_targets is not None:
+                if is_branch(mnemonic):
+                    if (target := branch_target(op_str)) is not None:
+                        branch_targets.add(target)
+                    continue
+                if mnemonic == "lea" and (taken := rip_relative_target(address, size, op_str)):
+                    branch_targets.add(taken)
+                    continue
             if not (mnemonic.startswith("lock ") or (mnemonic == "xchg" and "ptr" in op_str)):
                 continue
             at = address - section.addr

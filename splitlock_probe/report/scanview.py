@@ -53,7 +53,8 @@ def _counter_totals(result: ScanResult) -> list[str]:
 def footer(result: ScanResult) -> Text:
     s = result.summary()
     text = Text()
-    text.append(f"{counted(s['probes_measured'], 'probe')} measured: ")
+    measured = s["probes_measured"]
+    text.append(f"{counted(measured if isinstance(measured, int) else 0, 'probe')} measured: ")
     text.append(f"{s['split']:,} split", style="bold red" if s["split"] else "green")
     text.append(f", {s['clean']:,} clean")
     if s["faulted"]:

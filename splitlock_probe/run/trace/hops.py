@@ -10,7 +10,8 @@ the stub, so the site becomes `jmp rel8` -> hop -> stub and raises no signal
 when its operand is aligned.
 
 Filler is used only where nothing can enter it: no direct branch in the
-image targets it, no function starts in it (by symbol or by unwind entry:
+image targets it, no RIP-relative `lea` takes its address (a pointer to
+code: a computed goto's label), no function starts in it (by symbol or by unwind entry:
 an entry reached only through a pointer may begin with nops, as
 -fpatchable-function-entry makes them), and it lies in no function with
 exception landing pads. An image whose unwind table cannot be read gets no
@@ -40,7 +41,7 @@ class Hops:
     """One image's usable filler runs, handed out 5 bytes at a time."""
 
     runs: list[tuple[int, int]]  # [start, end) in address order (the sweep's)
-    targets: set[int]  # every direct branch target in the image
+    targets: set[int]  # every direct branch target and lea-taken address in the image
     entries: Entries | None  # None: unknown, so no hops at all
     _starts: list[int] = field(default_factory=list)
     _next: dict[int, int] = field(default_factory=dict)  # run index: its first unused byte
