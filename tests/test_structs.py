@@ -173,6 +173,23 @@ def test_unknown_structs_and_broken_sources_are_usage_errors(run_cli, tmp_path: 
     assert run_cli("layout", "--from", str(tmp_path / "none.h"), "--struct", "x").exit_code == 2
 
 
+def test_binary_and_hostile_sources_are_usage_errors_shown_escaped(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Random bytes made the compiler's error text undecodable (exit 3, an
+    internal error); a header with escape codes sent them to the terminal in
+    the compiler's quote of the line; /dev/zero was "no such file"."""
+    binary = tmp_path / "random.dat"
+    binary.write_bytes(bytes(range(256)) * 8)
+    out = run_cli("layout", "--from", str(binary), "--struct", "x")
+    assert out.exit_code == 2 and "binary data" in out.stderr, out.stderr
+    hostile = tmp_path / "hostile.h"
+    hostile.write_bytes(b"struct a { int x; };\n\x1b[2J \xff\xfe\n")
+    out = run_cli("scan", "--from", str(hostile), "--struct", "a")
+    assert out.exit_code == 2 and "does not compile" in out.stderr, out.stderr
+    assert "\x1b" not in out.stderr and "\ufffd" not in out.stderr
+    out = run_cli("layout", "--from", "/dev/zero", "--struct", "x")
+    assert out.exit_code == 2 and "not a regular file" in out.stderr
+
+
 # --- against pahole (Debian's dwarves; .ci/run installs it where it can) ---------------------
 
 PAHOLE_MEMBER = re.compile(

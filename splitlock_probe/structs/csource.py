@@ -3,7 +3,8 @@ compiler ($CC, default cc) with -g -c, and for i386 with -m32 -ffreestanding
 (the compiler's own stdint.h and stddef.h, so no 32-bit libc headers are
 needed). Unused types are kept (-fno-eliminate-unused-debug-types): a
 header's structs are the point. A compile error is a usage error with the
-compiler's first lines."""
+compiler's first lines (escaped: they quote the file, which may be anything);
+a file with NUL bytes is not C and is refused before any compiler runs."""
 
 from __future__ import annotations
 
@@ -17,12 +18,26 @@ from pathlib import Path
 from splitlock_probe.errors import UsageError
 from splitlock_probe.structs.dwarf import structs
 from splitlock_probe.structs.types import I386, X86_64, Struct
+from splitlock_probe.text import escape
 
 ABI_FLAGS = {X86_64: ["-m64"], I386: ["-m32", "-ffreestanding"]}
 TIMEOUT_S = 120
 
 
+def _refuse_binary(path: Path) -> None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as exc:
+        raise UsageError(f"--from {escape(str(path))}: {exc.strerror}") from None
+    if b"\0" in head:
+        raise UsageError(
+            f"--from {escape(str(path))}: binary data, not an ELF with DWARF, BTF or C source"
+        )
+
+
 def compile_structs(path: Path, abis: Sequence[str], cflags: str = "") -> Iterator[Struct]:
+    _refuse_binary(path)
     cc = shlex.split(os.environ.get("CC", "cc"))
     for abi in abis:
         with tempfile.TemporaryDirectory(prefix="splitlock-structs-") as tmp:
@@ -31,13 +46,15 @@ def compile_structs(path: Path, abis: Sequence[str], cflags: str = "") -> Iterat
                     "-fno-eliminate-unused-debug-types", *shlex.split(cflags),
                     "-o", str(out), str(path)]  # fmt: skip
             try:
-                done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S,
-                                      check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+                done = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                                      timeout=TIMEOUT_S, check=False,
+                                      stdin=subprocess.DEVNULL)  # fmt: skip
             except FileNotFoundError:
                 raise UsageError(f"no C compiler {cc[0]!r} (set CC)") from None
             except subprocess.TimeoutExpired:
-                raise UsageError(f"{path}: the compiler took over {TIMEOUT_S} s") from None
+                shown = escape(str(path))
+                raise UsageError(f"{shown}: the compiler took over {TIMEOUT_S} s") from None
             if done.returncode != 0:
-                first = "; ".join(done.stderr.strip().splitlines()[:3])
-                raise UsageError(f"{path} does not compile for {abi}: {first}")
+                first = "; ".join(line[:300] for line in done.stderr.strip().splitlines()[:3])
+                raise UsageError(f"{escape(str(path))} does not compile for {abi}: {escape(first)}")
             yield from structs(out)

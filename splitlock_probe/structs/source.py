@@ -30,8 +30,10 @@ def load(paths: Sequence[str], abi: str | None, cflags: str = "") -> list[Struct
     out: list[Struct] = []
     for value in paths:
         path = Path(value)
-        if not path.is_file():
+        if not path.exists():
             raise UsageError(f"--from {escape(value)}: no such file")
+        if not path.is_file():
+            raise UsageError(f"--from {escape(value)}: not a regular file")
         if is_btf(path):  # the running kernel's types (/sys/kernel/btf/...)
             found = list(btf.load(path).structs())
             if abi not in (None, BOTH, X86_64):
