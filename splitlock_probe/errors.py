@@ -79,5 +79,8 @@ def choose(kind: str, values: Sequence[str], choices: Sequence[str]) -> list[str
     """values, deduplicated in order; a UsageError naming the choices for any other."""
     bad = [v for v in values if v not in choices]
     if bad:
-        raise UsageError(f"unknown {kind} {', '.join(bad)}; choose from: {', '.join(choices)}")
+        from splitlock_probe.text import shown
+
+        names = ", ".join(shown(b) for b in bad)
+        raise UsageError(f"unknown {kind} {names}; choose from: {', '.join(choices)}")
     return list(dict.fromkeys(values))

@@ -27,6 +27,15 @@ def escape(text: str) -> str:
     return _CONTROL.sub(_escaped, text)
 
 
+_CONTROL_ONLY = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def inert(text: str) -> str:
+    """`text` with control characters but tab and newline escaped, backslashes
+    kept: a last guard for a message made of parts escaped already (or not)."""
+    return _CONTROL_ONLY.sub(_escaped, text)
+
+
 def clip(text: str, limit: int = 200) -> str:
     """At most `limit` characters, saying how many were cut."""
     if len(text) <= limit:

@@ -119,6 +119,15 @@ def test_scan_table_for_people(run_cli) -> None:  # type: ignore[no-untyped-def]
         (["scan", "--detect", "psychic"], "unknown detector psychic"),
         (["scan", "--align", "3"], "--align: alignment must be a power of two"),
         (["probe", "--op", "btsq", "--offset", "5000"], "within a page"),
+        # numbers no range comparison stops (nan), or past what a run can use
+        (["scan", "--timeout", "nan"], "not a finite number of seconds"),
+        (["scan", "--timeout", "inf"], "not in the range"),
+        (["scan", "--budget", "nan"], "not a finite number of seconds"),
+        (["scan", "--budget", "1e309"], "not in the range"),
+        (["probe", "--op", "btsq", "--offset", "60", "--timeout", "nan"], "finite"),
+        (["scan", "--iterations", "99999999999999999999"], "not in the range"),
+        (["watch", "--interval", "nan"], "not a finite number of seconds"),
+        (["scan", "--layout", "a\x07"], "unknown layout a\\x07;"),  # shown escaped
     ],
 )
 def test_usage_errors_exit_2(run_cli, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]

@@ -122,3 +122,17 @@ def test_escaping_leaves_nothing_a_terminal_obeys_and_keeps_xml_valid(text: str)
     el = ET.Element("case", name=xml_safe(text))
     el.text = xml_safe(text)
     etree.fromstring(ET.tostring(el))  # what XML 1.0 forbids is gone, the rest is escaped
+
+
+def test_every_message_on_stderr_has_its_control_characters_escaped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The last guard: a message a caller built from outside text without
+    escaping it still reaches the terminal inert; escaped parts stay as they are."""
+    from splitlock_probe.cli.options import say
+
+    say("no struct \x1b[2J\x9b\x07 in a\\x1b.h\tnext")
+    assert (
+        capsys.readouterr().err
+        == "splitlock-probe: no struct \\x1b[2J\\x9b\\x07 in a\\x1b.h\tnext\n"
+    )

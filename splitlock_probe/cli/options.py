@@ -3,6 +3,7 @@ output options, and the checks every probing command makes first."""
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,6 +12,7 @@ import click
 
 from splitlock_probe.detectors import NAMES as DETECTOR_NAMES
 from splitlock_probe.errors import UnsupportedHost
+from splitlock_probe.text import inert
 
 if TYPE_CHECKING:
     from splitlock_probe.report.outputs import Target
@@ -49,9 +51,24 @@ def emit_json(text: str) -> None:
     sys.stdout.flush()
 
 
+class Seconds(click.FloatRange):
+    """A finite number of seconds within a range: nan, which every range
+    comparison lets through, and inf are refused as usage errors."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{seconds} is not a finite number of seconds", param, ctx)
+        return seconds
+
+
+MAX_ITERATIONS = 1_000_000_000  # a batch of them takes minutes: --timeout ends it first
+
+
 def say(text: str) -> None:
-    """One line for the user on stderr, prefixed with the tool's name."""
-    click.echo(f"splitlock-probe: {text}", err=True)
+    """One line for the user on stderr, prefixed with the tool's name. Any
+    control character a caller forgot to escape is escaped here."""
+    click.echo(f"splitlock-probe: {inert(text)}", err=True)
 
 
 def require_probing() -> None:
@@ -97,14 +114,14 @@ def measure_options(f: Any) -> Any:
             ),
             click.option(
                 "--iterations",
-                type=click.IntRange(0),
+                type=click.IntRange(0, MAX_ITERATIONS),
                 default=0,
                 show_default=True,
                 help="Ops per batch; 0 picks enough for a batch to last ~20,000 cycles.",
             ),
             click.option(
                 "--timeout",
-                type=click.FloatRange(min=0.1),
+                type=Seconds(min=0.1, max=86_400),
                 default=10.0,
                 show_default=True,
                 help="Seconds one measurement may take before its worker is killed.",

@@ -9,6 +9,7 @@ import click
 
 from splitlock_probe.cli.options import (
     CONTEXT,
+    Seconds,
     measure_options,
     output_options,
     quiet_option,
@@ -116,7 +117,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--budget",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(min=0, min_open=True, max=7 * 86_400),
     metavar="SECONDS",
     help="Stop starting measurements after this long and report what was measured "
     "(for hosts where each split lock costs a 10 ms penalty).",

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from splitlock_probe.cli.options import CONTEXT, event_option, output_options, say, targets
+from splitlock_probe.cli.options import (
+    CONTEXT,
+    Seconds,
+    event_option,
+    output_options,
+    say,
+    targets,
+)
 from splitlock_probe.errors import UsageError
 
 
@@ -23,7 +30,7 @@ def _listen_address(value: str) -> tuple[str, int]:
 @click.command(context_settings=CONTEXT)
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.05),
+    type=Seconds(min=0.05, max=86_400),
     default=2.0,
     show_default=True,
     metavar="SECONDS",
