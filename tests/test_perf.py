@@ -134,6 +134,7 @@ def test_event_specs(tree: str, spec: str, expected: Any, monkeypatch: pytest.Mo
         ("intel-skx-server", "cpu/umask=0x100/", "does not fit"),
         ("intel-spr-server-fatal", "sq_misc.split_lock", "not an event of this CPU"),
         ("amd-zen3-vm", "r10f4", "needs a core PMU"),
+        ("intel-skx-server", "r1" + "0" * 20, "at most 64 bits"),  # was a 65+ bit config
         ("amd-zen3-vm", "lots-of-locks", "give a raw code"),
     ],
 )

@@ -28,6 +28,7 @@ from splitlock_probe.host.perf.events import (
     table_for,
 )
 from splitlock_probe.host.perf.sysfs import Pmu, core_pmus
+from splitlock_probe.text import escape
 
 _RAW = re.compile(r"r([0-9a-f]+)")
 _SYSFS = re.compile(r"([A-Za-z0-9_.-]+)/([^/]*)/")
@@ -153,6 +154,10 @@ def parse_spec(spec: str, cpu: Cpu, pmus: dict[str, Pmu]) -> list[Counter]:
     if low in SOFTWARE:
         return [Counter(low, OTHER, "software", PERF_TYPE_SOFTWARE, SOFTWARE[low])]
     if m := _RAW.fullmatch(low):
+        if len(m[1].lstrip("0")) > 16:
+            raise UsageError(
+                f"--event {escape(text)}: a raw code is at most 64 bits (16 hex digits)"
+            )
         cores = [p for p in core_pmus(pmus) if not (p.name == "cpu" and len(core_pmus(pmus)) > 1)]
         if not cores:
             raise UsageError(
