@@ -183,6 +183,10 @@ def test_unreadable_log_exits_4_with_the_reason(run_unprivileged: Any) -> None:
     [
         (["--listen", "localhost"], "give ADDR:PORT"),
         (["--listen", "127.0.0.1:99999"], "give ADDR:PORT"),
+        (["--listen", "127.0.0.1:" + "9" * 5000], "give ADDR:PORT"),  # was exit 3 (int())
+        (["--listen", "127.0.0.1:\u00b2"], "give ADDR:PORT"),  # '²'.isdigit(): was exit 3
+        (["--listen", "[::1:9977"], "give ADDR:PORT"),  # unbalanced
+        (["--listen", "::1:9977"], "give ADDR:PORT"),  # IPv6 without brackets
         (["--prometheus-file", "/no/such/dir/x.prom"], "no directory"),
     ],
 )

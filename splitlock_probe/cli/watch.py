@@ -16,15 +16,25 @@ from splitlock_probe.cli.options import (
     targets,
 )
 from splitlock_probe.errors import UsageError
+from splitlock_probe.text import escape
 
 
 def _listen_address(value: str) -> tuple[str, int]:
-    """ADDR:PORT, [IPv6]:PORT or :PORT (all addresses)."""
+    """ADDR:PORT, [IPv6]:PORT or :PORT (all addresses). The port is at most 5
+    ASCII digits (str.isdigit also takes '²', and int() refuses 5,000 digits)."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(f"--listen {value}: give ADDR:PORT, e.g. 127.0.0.1:9977 or [::1]:9977")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    bracketed = host.startswith("[") and host.endswith("]")
+    if (
+        not sep
+        or not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535)
+        or host.startswith("[") != host.endswith("]")
+        or (":" in host and not bracketed)
+    ):
+        raise UsageError(
+            f"--listen {escape(value)}: give ADDR:PORT, e.g. 127.0.0.1:9977 or [::1]:9977"
+        )
+    host = host[1:-1] if bracketed else host
+    return host or "0.0.0.0", int(port)
 
 
 @click.command(context_settings=CONTEXT)
