@@ -181,6 +181,20 @@ def test_a_reader_that_leaves_early_is_a_broken_pipe() -> None:
     assert bash.stdout.strip() == "141", bash.stderr
 
 
+def test_names_like_our_temporaries_but_not_ours_are_left_alone(tmp_path: Path) -> None:
+    """A pid of '²' (str.isdigit says yes) or past 64 bits in a temporary's
+    name made the clean-up raise (exit 3) before the report was written."""
+    target = tmp_path / "out.json"
+    prefix = files._temp_prefix(target)
+    odd = [f"{prefix}\u00b2.tmp", f"{prefix}{'9' * 30}.tmp", f"{prefix}0.tmp", f"{prefix}-1.tmp"]
+    for name in odd:
+        (tmp_path / name).write_text("not ours")
+    done = tool("primitives", "--json", "-o", str(target))
+    assert done.returncode == 0, done.stderr
+    json.loads(target.read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*odd, "out.json"])
+
+
 def test_sigterm_ends_a_scan_with_a_partial_report(tmp_path: Path) -> None:
     out = tmp_path / "scan.json"
     proc = subprocess.Popen([*CLI, "scan", "--span", "page", "--align", "1", "--batches", "64",

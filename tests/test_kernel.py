@@ -65,6 +65,10 @@ FLAGS = frozenset({AC, "bus_lock_detect"})
         (FLAGS, "split_lock_detect=fatal", None, "fatal", "boot parameter"),
         (FLAGS, "split_lock_detect=ratelimit:1000", None, "ratelimit:1000", "boot parameter"),
         (FLAGS, "split_lock_detect=ratelimit:0", None, "warn", "default"),  # out of range: ignored
+        (FLAGS, "split_lock_detect=ratelimit:00010", None, "ratelimit:10", "boot parameter"),
+        (FLAGS, "split_lock_detect=ratelimit:1000000000005", None, "warn", "default"),
+        (FLAGS, "split_lock_detect=ratelimit:" + "9" * 5000, None, "warn", "default"),  # was exit 3
+        (FLAGS, "split_lock_detect=ratelimit:\u00b2", None, "warn", "default"),  # '²': was exit 3
         (frozenset({AC}), "split_lock_detect=ratelimit:10", None, "warn", "default"),
         (FLAGS, "split_lock_detect=bogus", None, "warn", "default"),
         (FLAGS, "split_lock_detect=off split_lock_detect=fatal", None, "fatal", "boot parameter"),

@@ -98,7 +98,9 @@ def _cmdline_effect(value: str, has_db: bool) -> tuple[str | None, str]:
     if value in (OFF, WARN, FATAL):
         return value, f"boot parameter split_lock_detect={value}"
     name, _, rate = value.partition(":")
-    if name == RATELIMIT and rate.isdigit() and 1 <= int(rate) <= 1000:
+    # kstrtouint's digits: ASCII only ('²' passes str.isdigit), and bounded before int()
+    digits = rate.isascii() and rate.isdigit() and len(rate.lstrip("0")) <= 4
+    if name == RATELIMIT and digits and 1 <= int(rate) <= 1000:
         if has_db:
             return f"{RATELIMIT}:{int(rate)}", f"boot parameter split_lock_detect={value}"
         return None, f"split_lock_detect={value} ignored: ratelimit needs #DB bus-lock detection"
