@@ -47,6 +47,9 @@ def test_formats_spread_values_over_their_ranges() -> None:
         parse_format("config:8-15").place(0x100)
     with pytest.raises(ValueError):
         parse_format("bogus:1-2")
+    for hostile in ("config:0-99999999999999", "config:64", "config:9-3", "config:" + "9" * 5000):
+        with pytest.raises(ValueError):  # a recorded sysfs: never a 10^14-bit integer
+            parse_format(hostile)
 
 
 def test_recorded_pmus_are_discovered(monkeypatch: pytest.MonkeyPatch) -> None:

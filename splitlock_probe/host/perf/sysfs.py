@@ -49,8 +49,13 @@ def parse_format(text: str) -> Format:
         raise ValueError(f"unknown format {text.strip()!r}")
     ranges = []
     for part in m[2].split(","):
-        lo, _, hi = part.partition("-")
-        ranges.append((int(lo), int(hi or lo)))
+        lo_text, _, hi_text = part.partition("-")
+        if len(lo_text) > 2 or len(hi_text) > 2:  # a config word has 64 bits
+            raise ValueError(f"format bits past 63 in {text.strip()!r}")
+        lo, hi = int(lo_text), int(hi_text or lo_text)
+        if not lo <= hi <= 63:
+            raise ValueError(f"format bits past 63 in {text.strip()!r}")
+        ranges.append((lo, hi))
     return Format(m[1], tuple(ranges))
 
 
