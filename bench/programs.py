@@ -101,6 +101,7 @@ def real_programs(out: Path, repeat: int = 3) -> dict[str, Any]:
             "breakpoint_hits": doc["trace"]["breakpoints"]["hits"],
             "hits_trapped": doc["trace"]["breakpoints"]["trapped"],  # the rest ran through jumps
             "jump_sites": doc["trace"]["breakpoints"]["jumps"],
+            "hop_sites": doc["trace"]["breakpoints"]["hops"],  # of the jumps, short sites
             "sites_armed": doc["trace"]["breakpoints"]["armed"],
             "sites": len(doc["trace"]["sites"]),
             "goal": GOALS[name],
