@@ -63,6 +63,13 @@ def cli_json(result: Result) -> dict[str, Any]:
     return doc
 
 
+def run_python(code: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`python FLAGS -c CODE` from the repository, text output: what a fresh
+    interpreter imports or does, away from pytest's own state."""
+    return subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, check=False)  # fmt: skip
+
+
 def run_module(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """`python -m splitlock_probe ARGS` in a subprocess, text output."""
     return subprocess.run(

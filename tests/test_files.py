@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from splitlock_probe.report import files
-from tests.conftest import NOBODY, REPO
+from tests.conftest import NOBODY, REPO, run_python
 
 CLI = [sys.executable, "-m", "splitlock_probe"]
 
@@ -252,8 +252,7 @@ def test_a_ctrl_c_python_swallowed_is_raised_again_not_lost() -> None:
         "except KeyboardInterrupt:\n"
         "    print('interrupted')\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          cwd=REPO, check=False)  # fmt: skip
+    done = run_python(probe)
     assert (done.stdout, done.stderr) == ("interrupted\n", "")
 
 
@@ -263,8 +262,7 @@ def test_the_entry_module_arms_the_signals_before_anything_heavy() -> None:
     traceback. It loads neither `signal` (its enums), `typing` nor our errors."""
     probe = "import sys, splitlock_probe.cli\nprint(sorted(set(sys.modules) & {MODULES}))\n"
     heavy = {"signal", "typing", "enum", "splitlock_probe.errors", "click"}
-    done = subprocess.run([sys.executable, "-S", "-c", probe.replace("{MODULES}", repr(heavy))],
-                          capture_output=True, text=True, cwd=REPO, check=False)  # fmt: skip
+    done = run_python(probe.replace("{MODULES}", repr(heavy)), "-S")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_python
 
 CLI = [sys.executable, "-m", "splitlock_probe"]
 
@@ -71,7 +71,6 @@ def test_help_loads_neither_rich_nor_the_core_nor_the_elf_readers() -> None:
         "         'splitlock_probe._core', 'splitlock_probe.run.result') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          cwd=REPO, check=False)  # fmt: skip
+    done = run_python(probe)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", done.stdout
