@@ -13,7 +13,9 @@
  * Where it can, the int3 then becomes a jump (its operand made of general
  * registers; a site under 5 bytes brings the instructions the tool found
  * safe to move, sls_site.moved, and the copy runs them after it, a final
- * conditional jump re-aimed): a 5-byte `jmp` to a stub in the slot that
+ * conditional jump re-aimed; or, moving nothing, it hops: a 2-byte `jmp rel8`
+ * into alignment filler nothing runs, sls_site.hop, whose 5 bytes the tool
+ * read and we check again): a 5-byte `jmp` to a stub in the slot that
  * works out the operand's address itself, and when it is aligned
  * (every real program, nearly every time) runs the copy and jumps back: no
  * signal at all, so a watched op costs nanoseconds, not a SIGTRAP's ~3 us,
@@ -307,8 +309,15 @@ static uint8_t *put_address(uint8_t *p, const struct sls_site *s, uint64_t at)
     return put(p, &d32, 4);
 }
 
+/* Room for a jump: 5 bytes with the instructions moved along, or a hop (a
+ * 2-byte jmp rel8 into filler, for a site that moves nothing). */
+static int has_room(const struct sls_site *s)
+{
+    return s->len + s->moved >= 5 || (s->hop != 0 && s->moved == 0 && s->len >= 2);
+}
+
 /* The jump's stub for site i: see the head of this file. Returns 0 when the
- * site can take a jump (5 bytes or more, general-register operand). */
+ * site can take a jump (has_room, and a general-register operand). */
 static int fill_stub(uint8_t *slot, const struct sls_site *s, uint64_t at, uint64_t *hits)
 {
     static const uint8_t enter[] = {0x48, 0x8D, 0x64, 0x24, 0x80, /* lea rsp, [rsp-128] */
@@ -327,7 +336,7 @@ static int fill_stub(uint8_t *slot, const struct sls_site *s, uint64_t at, uint6
     uint64_t mask = 1ULL << (SIGTRAP - 1);
     int32_t rel;
 
-    if ((s->len + s->moved < 5 && (s->hop == 0 || s->moved != 0 || s->len < 2)) || s->width < 2 || s->width > 16 || (s->width & (s->width - 1)) ||
+    if (!has_room(s) || s->width < 2 || s->width > 16 || (s->width & (s->width - 1)) ||
         (s->flags & (SLS_FS | SLS_GS | SLS_ADDR32)))
         return -1;
     p = put(p, enter, sizeof(enter));
