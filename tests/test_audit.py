@@ -170,6 +170,11 @@ def test_what_is_not_an_elf_is_that_files_error(
     errors = [f["error"] for f in cli_json(result)["files"]]
     assert all(errors) and len(errors) == 5
     assert "\x1b" not in result.stderr and "\\x1b" in result.stderr
+    # One unreadable file among good ones: the rest is reported, but a gate
+    # that saw only part of what it was given does not pass (it was exit 0).
+    result = run_cli("audit", str(built["pie"]), str(junk), "--json")
+    assert result.exit_code == 2, result.stderr
+    assert [bool(f["error"]) for f in cli_json(result)["files"]] == [False, True]
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")

@@ -40,8 +40,9 @@ class AuditResult:
             return ExitStatus.FINDING
         if self.fail_on == HAZARD and self.count(HAZARD):
             return ExitStatus.FINDING
-        if self.files and all(f.error for f in self.files):
-            return ExitStatus.USAGE  # nothing could be audited
+        if any(f.error for f in self.files):
+            # a file named and not audited: a gate that saw only part never passes
+            return ExitStatus.USAGE
         return ExitStatus.OK
 
 
