@@ -156,10 +156,23 @@ def test_the_seed_from_the_compilers_own_types(run_cli) -> None:  # type: ignore
     assert run_cli(*args[:-1], "--op", "btsl", "--fail-on", "hazard").exit_code == 0
 
 
-def test_layout_of_an_elf_and_all_its_structs(run_cli, programs: Path) -> None:  # type: ignore[no-untyped-def]
-    exe = programs / "hazards"
+def test_layout_of_an_elf_and_all_its_structs(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--all lists the structs with a hazard, and only their hazardous fields.
+    (This once ran on a binary without -g: no structs at all, so it passed
+    while proving nothing.)"""
+    exe = tmp_path / "structs"
+    source = tmp_path / "structs.c"
+    source.write_text(
+        "struct __attribute__((packed)) risky { char c; unsigned long flags; } r;\n"
+        "struct safe { unsigned long a; unsigned int b; } s;\n"
+        "int main(void) { return (int)(r.flags + s.a); }\n"
+    )
+    subprocess.run(["gcc", "-g", "-o", str(exe), str(source)], check=True)
     doc = cli_json(run_cli("layout", "--from", str(exe), "--all", "--json"))
     assert doc["schema"] == "splitlock-probe/layout/v1"
+    assert [(s["name"], [f["name"] for f in s["fields"]]) for s in doc["structs"]] == [
+        ("risky", ["flags"])
+    ]
     assert all(f["hazard"] for s in doc["structs"] for f in s["fields"])
 
 
@@ -188,6 +201,24 @@ def test_binary_and_hostile_sources_are_usage_errors_shown_escaped(run_cli, tmp_
     assert "\x1b" not in out.stderr and "\ufffd" not in out.stderr
     out = run_cli("layout", "--from", "/dev/zero", "--struct", "x")
     assert out.exit_code == 2 and "not a regular file" in out.stderr
+
+
+def test_a_gate_over_sources_without_structs_does_not_pass(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`layout --all --fail-on hazard` over a stripped ELF (pyelftools counts
+    its .eh_frame as DWARF) or a header with no struct said "no field can
+    split" and exited 0: a gate that saw nothing."""
+    source = tmp_path / "placed.c"
+    source.write_text("struct s { char c; int x; } g;\n")
+    obj, stripped = tmp_path / "placed.o", tmp_path / "stripped.o"
+    subprocess.run(["gcc", "-g", "-c", "-o", str(obj), str(source)], check=True)
+    subprocess.run(["strip", "-o", str(stripped), str(obj)], check=True)
+    out = run_cli("layout", "--from", str(stripped), "--all", "--fail-on", "hazard")
+    assert out.exit_code == 2 and "no DWARF" in out.stderr, out.stderr
+    empty = tmp_path / "none.h"
+    empty.write_text("int x;\n")
+    out = run_cli("layout", "--from", str(empty), "--all", "--fail-on", "hazard")
+    assert out.exit_code == 2 and "no struct or union" in out.stderr, out.stderr
+    assert run_cli("layout", "--from", str(obj), "--all", "--fail-on", "hazard").exit_code == 0
 
 
 # --- against pahole (Debian's dwarves; .ci/run installs it where it can) ---------------------

@@ -70,6 +70,8 @@ def layout(
     if op is not None:
         width = primitive(choose("op", [op], [*PRIMITIVES, *ALIASES])[0]).width
     found = load(sources, abi, cflags)
+    if not found:  # --all over nothing would pass a gate that saw nothing
+        raise UsageError("the sources define no struct or union with a size")
     chosen = found if every else select(found, struct_names)
     field_names = split_values(fields)
     rows = []

@@ -22,6 +22,7 @@ from elftools.elf.elffile import ELFFile
 
 from splitlock_probe.errors import UsageError
 from splitlock_probe.structs.types import I386, X86_64, Member, Struct
+from splitlock_probe.text import escape
 
 MAX_ELEMENTS = 64  # array elements listed one by one; the whole array is always there
 _AGGREGATES = ("DW_TAG_structure_type", "DW_TAG_union_type")
@@ -174,8 +175,10 @@ def structs(path: Path) -> Iterator[Struct]:
         with open(path, "rb") as f:
             elf = ELFFile(f)
             abi = I386 if elf.elfclass == 32 else X86_64
-            if not elf.has_dwarf_info():
-                raise UsageError(f"{path}: no DWARF (build with -g, or give its debug file)")
+            # has_dwarf_info() also counts .eh_frame, which every stripped ELF has
+            if elf.get_section_by_name(".debug_info") is None:
+                shown = escape(str(path))
+                raise UsageError(f"{shown}: no DWARF (build with -g, or give its debug file)")
             seen: set[str] = set()
             for cu in elf.get_dwarf_info().iter_CUs():
                 for die in cu.iter_DIEs():
