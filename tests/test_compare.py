@@ -130,3 +130,25 @@ def test_every_malformed_document_is_a_usage_error(run_cli, docs, tmp_path: Path
 def test_a_binary_file_is_refused(run_cli, docs) -> None:  # type: ignore[no-untyped-def]
     out = run_cli("compare", "/usr/bin/ls", str(docs["legacy"]))
     assert out.exit_code == 2 and "not UTF-8" in out.stderr
+
+
+def test_a_new_scan_cut_short_never_passes_unless_only_common(
+    run_cli, docs: dict[str, Path], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A new scan stopped by --budget or Ctrl-C leaves cases unmeasured, which
+    may have regressed: compare said "no regression" and exited 0."""
+    cut = json.loads(docs["align1"].read_text())
+    cut["summary"]["complete"] = False
+    cut["summary"]["stopped"] = "budget"
+    cut["probes"] = [p for p in cut["probes"] if p["placement"] % 8 == 0]  # what it reached
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(cut))
+    out = run_cli("compare", str(docs["align1"]), str(short), "--json")
+    doc = cli_json(out)
+    assert out.exit_code == 4 and doc["exit_status"] == 4 and doc["new_complete"] is False
+    assert doc["regressions"] == 0 and doc["only_old"] > 0
+    text = " ".join(run_cli("compare", str(docs["align1"]), str(short)).stdout.split())
+    assert "cut short" in text and "not a pass (exit 4)" in text
+    assert run_cli("compare", "--only-common", str(docs["align1"]), str(short)).exit_code == 0
+    # and a regression in what it did measure is still a finding
+    assert run_cli("compare", str(docs["patched"]), str(short), "--by", "placement").exit_code == 1

@@ -69,6 +69,7 @@ def compare_document(c: Comparison) -> dict[str, Any]:
         "changed": [_case(*e) for e in c.changed],
         "only_old": c.only_old,
         "only_new": c.only_new,
+        "new_complete": c.new_complete,
         "settings_differ": {k: {"old": a, "new": b} for k, (a, b) in c.settings_differ.items()},
         "latency": [x.as_dict() for x in c.latency],
         "detectors": {"gained": c.detectors_gained, "lost": c.detectors_lost},
@@ -154,9 +155,20 @@ def draw_compare(c: Comparison, console: Console) -> None:
                 style="dim",
             )
         )
+    if not c.new_complete:
+        console.print(
+            Text(
+                "the new scan was cut short (--budget or Ctrl-C): the cases it never measured "
+                "may have regressed"
+                + ("" if c.only_common else "; --only-common compares only what both measured"),
+                style="yellow",
+            )
+        )
     verdict = (
         Text(f"regression: {_cases(c.regressions)} newly split", style="bold red")
         if c.regression
         else Text(f"no regression; {_cases(len(c.fixed))} fixed", style="green")
+        if c.new_complete or c.only_common
+        else Text("no regression in what both measured; not a pass (exit 4)", style="yellow")
     )
     console.print(verdict)

@@ -90,6 +90,7 @@ class Comparison:
     latency: list[LatencyChange] = field(default_factory=list)
     detectors_gained: list[str] = field(default_factory=list)
     detectors_lost: list[str] = field(default_factory=list)
+    new_complete: bool = True  # the new scan measured all it planned (no --budget, no Ctrl-C)
 
     @property
     def regressions(self) -> int:
@@ -100,8 +101,15 @@ class Comparison:
         return self.regressions > 0
 
     def exit_status(self) -> ExitStatus:
-        """`compare`'s policy: a placement that newly splits is a finding."""
-        return ExitStatus.FINDING if self.regression else ExitStatus.OK
+        """`compare`'s policy: a placement that newly splits is a finding; a new
+        scan cut short (by --budget or Ctrl-C) never passes, since what it did
+        not measure may have regressed, unless --only-common asks for the
+        cases both measured."""
+        if self.regression:
+            return ExitStatus.FINDING
+        if not self.new_complete and not self.only_common:
+            return ExitStatus.UNSUPPORTED
+        return ExitStatus.OK
 
 
 class _Invalid(Exception):
@@ -318,6 +326,7 @@ def compare(
         threshold = max(MIN_CHANGE, noise_o, noise_n)
         if o > 0 and n > 0 and abs(math.log(n / o)) > math.log(1 + threshold):
             result.latency.append(LatencyChange(prim, what, o, n, threshold))
+    result.new_complete = new.get("summary", {}).get("complete") is not False
     result.detectors_gained = sorted(_detectors(new) - _detectors(old))
     result.detectors_lost = sorted(_detectors(old) - _detectors(new))
     return result
