@@ -277,6 +277,11 @@ def test_a_program_that_corrupts_the_trace_buffer_cannot_crash_the_tool(
     assert trace["buffer_tampered"] is True
     assert trace["dropped"] >= 3 and trace["locked_traps"] >= 3
     assert any("wrote into the trace buffer" in n for n in trace["notes"])
+    # Its 3 split locks left no record: a gate over this trace must not pass (it did: 0).
+    r, doc = traced(*tracer_args(mechanism), "--fail-on", "split", "--",
+                    str(programs / "bufpoke"))  # fmt: skip
+    assert r.returncode == 4 and doc["summary"]["exit_status"] == 4, (r.returncode, doc["notes"])
+    assert any("--fail-on cannot pass on this trace" in n for n in doc["notes"])
 
 
 @pytest.mark.parametrize("mechanism", TRACERS)

@@ -97,6 +97,12 @@ def notes(result: RunResult) -> list[str]:
         out.append(estimate_words(estimate(result.trace.split, result.lock_cost)))
     if result.trace is not None:
         out.extend(f"trace: {n}" for n in result.trace.notes())
+        gaps = result.trace.gaps()
+        if gaps and result.request.fail_on != "none" and not result.trace.split:
+            out.append(
+                f"--fail-on cannot pass on this trace ({'; '.join(gaps)}): exit 4 unless "
+                "something forbidden was found"
+            )
     return out
 
 

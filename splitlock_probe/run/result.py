@@ -189,10 +189,11 @@ class RunResult:
 
     @property
     def blind(self) -> bool:
-        """The tracer is known to have missed part of the tree. (Unknown, where the
+        """The tracer is known to have missed part of the tree, or its records
+        cannot vouch for a clean result (TraceResult.gaps). (Unknown, where the
         task records were refused, is said in a note: failing every such gate would
         fail every agent-traced run in a container that forbids perf.)"""
-        return self.trace is not None and bool(self.trace.untraced)
+        return self.trace is not None and (bool(self.trace.untraced) or bool(self.trace.gaps()))
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,23 @@ class TraceResult:
             return None
         return max(0, self.programs - self.counters["images"])
 
+    def gaps(self) -> list[str]:
+        """What a clean trace cannot vouch for, beyond untraced programs (each
+        has its note too). Left out on purpose: the C library's internal sites
+        (`not_armed`, every run has them) and its int3 sites taken out for a
+        helper thread (`disarmed`), documented limits of breakpoint mode."""
+        out = []
+        if self.tampered:
+            out.append("the program wrote into the trace buffer")
+        if self.counters["dropped"]:
+            out.append("locked traps did not fit in the buffer")
+        if self.method == BREAKPOINT:
+            if self.counters["blind"] or any(i.error is not None for i in self.images):
+                out.append("images went unwatched")
+            if self.counters["unarmed"]:
+                out.append("locked sites could not be armed")
+        return out
+
     @property
     def split(self) -> int:
         return sum(s.split for s in self.sites)
