@@ -118,6 +118,21 @@ def test_lines_of_tasks_outside_the_tree_are_not_the_commands(
     assert doc["summary"]["split"] is False
 
 
+def test_a_gate_over_a_log_that_lost_lines_does_not_pass(warn_root: Path, tmp_path: Path) -> None:
+    """The kernel's ratelimit suppressed trap lines while the command ran (its
+    own may be among them): `--fail-on split` said 0 on the log alone."""
+    kmsg = warn_root / "dev" / "kmsg"
+    line = "4,999998,1,-;split_lock_warn: 7 callbacks suppressed\n"
+    out = tmp_path / "run.json"
+    r = run_tool("--fail-on", "split", "--json", "-o", str(out), "--", "sh", "-c",
+                 f"printf '{line}' >> {kmsg}", root=warn_root)  # fmt: skip
+    doc = json.loads(out.read_text())
+    assert r.returncode == 4, (r.returncode, doc["notes"])
+    assert any("--fail-on cannot pass on this log" in n for n in doc["notes"]), doc["notes"]
+    r = run_tool("--", "sh", "-c", f"printf '{line}' >> {kmsg}", root=warn_root)
+    assert r.returncode == 0  # no gate asked for: the note says it, the status does not
+
+
 def test_the_commands_own_failure_wins(programs: Path, warn_root: Path) -> None:
     kmsg = warn_root / "dev" / "kmsg"
     r = run_tool("--fail-on", "split", "--", str(programs / "splitter"), "--exit", "3",

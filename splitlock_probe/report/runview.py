@@ -95,6 +95,12 @@ def notes(result: RunResult) -> list[str]:
         )
     if result.trace is not None and result.trace.split:
         out.append(estimate_words(estimate(result.trace.split, result.lock_cost)))
+    if result.request.fail_on != "none" and not result.split and (gaps := result.log_gaps()):
+        out.append(
+            f"--fail-on cannot pass on this log ({'; '.join(gaps)}): a split lock of the "
+            "command's may be among the lines lost, so exit 4 (--trace does not depend on "
+            "the log)"
+        )
     if result.trace is not None:
         out.extend(f"trace: {n}" for n in result.trace.notes())
         gaps = result.trace.gaps()

@@ -183,9 +183,24 @@ class RunResult:
             return int(ExitStatus.FINDING)
         if fail_on == "hazard" and self.hazard:
             return int(ExitStatus.FINDING)
-        if fail_on != "none" and (self.blind or not self.request.detectors):
+        if fail_on != "none" and (self.blind or self.log_gaps() or not self.request.detectors):
             return int(ExitStatus.UNSUPPORTED)  # a gate that did not see the tree fails closed
         return int(ExitStatus.OK)
+
+    def log_gaps(self) -> list[str]:
+        """Where the kernel log, the only detector watching, lost lines while the
+        command ran: records overwritten before we read them, lines the kernel's
+        ratelimit suppressed (each a split or bus lock somewhere on the host).
+        The tracer and hardware counters do not depend on the log."""
+        if self.request.detectors != ("kmsg",) or self.trace is not None:
+            return []
+        out = []
+        if self.overwritten:
+            out.append(f"{self.overwritten:,} kernel log records were overwritten")
+        lost = self.tally.suppressed[SPLIT_LOCK] + self.tally.suppressed[BUS_LOCK]
+        if lost:
+            out.append(f"the kernel suppressed {lost:,} trap lines")
+        return out
 
     @property
     def blind(self) -> bool:
