@@ -195,6 +195,34 @@ def test_names_like_our_temporaries_but_not_ours_are_left_alone(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*odd, "out.json"])
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stream_that_never_takes_the_report_cannot_hold_the_tool(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The report is written with Ctrl-C and SIGTERM held (whole or not at
+    all). A FIFO nobody opens, or a pipe nobody reads, then held the tool for
+    ever: only SIGKILL ended it. Now a held signal ends the wait."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "cwd": REPO}
+    with (
+        subprocess.Popen([*CLI, "primitives", "-o", str(fifo)], **pipes) as unopened,
+        subprocess.Popen([*CLI, "scan", "--json"], **pipes) as unread,  # > 64 KiB: fills
+    ):
+        try:
+            time.sleep(4.0)  # both are blocked in their writes by now
+            for proc in (unopened, unread):
+                assert proc.poll() is None, "it did not block: the test proves nothing"
+                proc.send_signal(sig)
+                _, err = proc.communicate(timeout=10)
+                assert proc.returncode == 128 + sig and b"interrupted" in err, err
+        finally:
+            for proc in (unopened, unread):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+
+
 def test_sigterm_ends_a_scan_with_a_partial_report(tmp_path: Path) -> None:
     out = tmp_path / "scan.json"
     proc = subprocess.Popen([*CLI, "scan", "--span", "page", "--align", "1", "--batches", "64",

@@ -17,6 +17,10 @@
   reader left must end in EPIPE (exit 141), not in a silent truncation.
 - `whole()` holds SIGINT, SIGTERM and SIGHUP while a report is written, so
   a report is written whole or not at all; they are delivered right after.
+  A stream can block for ever while they are held (a FIFO nobody opens, a
+  pipe nobody reads), so stream writes wait in short polls, and a held
+  signal that is pending by then ends the write: Ctrl-C always works, and
+  only a reader that stopped reading sees part of a report.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import signal
 import stat
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,12 +155,57 @@ def remove_stale(target: Path) -> int:
     return removed
 
 
+class StuckWrite(Exception):
+    """A held signal came while a stream would not take the report."""
+
+
+POLL_S = 0.1
+_CHUNK = 4096  # PIPE_BUF: after POLLOUT, a pipe takes this much without blocking
+
+
+def _held_signal_pending() -> bool:
+    return bool(signal.sigpending() & set(HELD_SIGNALS))
+
+
+def _wait_writable(fd: int) -> None:
+    """Until `fd` takes bytes; StuckWrite when a held signal comes first."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    while not poller.poll(int(POLL_S * 1000)):
+        if _held_signal_pending():
+            raise StuckWrite
+
+
 def write_all(fd: int, data: bytes) -> None:
-    """Every byte, or the OSError that stopped it (EPIPE: the reader left)."""
+    """Every byte, or the OSError that stopped it (EPIPE: the reader left), or
+    StuckWrite when the reader stopped taking it and a held signal came."""
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        _wait_writable(fd)
+        n = os.write(fd, view[:_CHUNK])
         view = view[n:]
+
+
+def _open_stream(path: Path) -> int:
+    """A device, FIFO or socket opened for writing. A FIFO's open waits for a
+    reader: done without blocking, in short polls, so a held signal ends it."""
+    flags = os.O_WRONLY | os.O_CLOEXEC
+    if not stat.S_ISFIFO(os.stat(path).st_mode):
+        return os.open(path, flags)
+    while True:
+        try:
+            fd = os.open(path, flags | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            if _held_signal_pending():
+                raise StuckWrite from None
+            time.sleep(POLL_S)
+            continue
+        os.set_blocking(fd, True)  # our own open file description: the polls pace it
+        return fd
 
 
 def _replace(target: Path, data: bytes) -> None:
@@ -197,7 +247,7 @@ def write(dest: Destination, text: str) -> None:
         if dest.path is None:
             write_stdout(data)
         elif dest.stream:
-            fd = os.open(dest.path, os.O_WRONLY | os.O_CLOEXEC)
+            fd = _open_stream(dest.path)
             try:
                 write_all(fd, data)
             finally:
@@ -259,5 +309,8 @@ def whole() -> Iterator[None]:
     old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
     try:
         yield
+    except StuckWrite:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # the pending signal is taken here
+        raise KeyboardInterrupt from None  # should its handler not have raised
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
