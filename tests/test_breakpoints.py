@@ -109,6 +109,31 @@ def test_the_site_cache_is_used_and_a_broken_entry_is_rebuilt(
     assert r.returncode == 2 and "--site-cache" in r.stderr  # a usage error, not a traceback
 
 
+def test_a_site_cache_others_can_write_is_never_trusted(programs: Path, tmp_path: Path) -> None:
+    """What a cached table says decides where the agent writes jumps into the
+    program's code: a directory others can write, or an entry that is not
+    ours alone, would let them choose. The first is refused (exit 2), the
+    second ignored and rebuilt; our own entries are 0600 whatever the umask."""
+    cache = tmp_path / "sites"
+    args = ("--trace=agent", "--site-cache", str(cache), "--", str(programs / "hazards"),
+            "split", "1")  # fmt: skip
+    r, first = traced(*args)
+    assert r.returncode == 0
+    entries = sorted(cache.iterdir())
+    assert entries and all(e.stat().st_mode & 0o777 == 0o600 for e in entries)
+    # A planted table: well formed, and watching nothing at all.
+    for entry in entries:
+        entry.write_bytes(b'{"watched": 0, "found": 0, "left": {}, "c_library": false}\n')
+        entry.chmod(0o666)
+    r, second = traced(*args)
+    assert r.returncode == 0 and second["trace"]["split"] == 1  # rebuilt, not believed
+    assert second["trace"]["breakpoints"]["armed"] == first["trace"]["breakpoints"]["armed"]
+    cache.chmod(0o777)
+    r = subprocess.run([sys.executable, "-m", "splitlock_probe", "run", *args], capture_output=True,
+                       text=True, cwd=REPO, check=False)  # fmt: skip
+    assert r.returncode == 2 and "writable by you alone" in r.stderr, r.stderr
+
+
 def test_a_site_the_operand_of_which_cannot_misalign_is_not_armed(tmp_path: Path) -> None:
     """RIP-relative and aligned: its address keeps its alignment wherever the image
     loads, so it needs no breakpoint; misaligned or through a register, it does."""

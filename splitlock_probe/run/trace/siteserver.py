@@ -140,9 +140,22 @@ class SiteServer:
         if path is None:
             return None
         try:
-            with open(path, "rb") as f:
-                head = json.loads(f.readline(4096))
-                packed = f.read(64 << 20)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            # Only a table we wrote: a regular file of ours that nobody else can
+            # write (what it says decides where the agent patches code).
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
+            return self._parse(f)
+
+    @staticmethod
+    def _parse(f: Any) -> SiteTable | None:
+        try:
+            head = json.loads(f.readline(4096))
+            packed = f.read(64 << 20)
             table = SiteTable(
                 packed, int(head["watched"]), int(head["found"]), dict(head["left"]),
                 bool(head["c_library"]),
@@ -163,7 +176,9 @@ class SiteServer:
         }
         temp = f"{path}.{os.getpid()}.tmp"
         try:
-            with open(temp, "xb") as f:
+            # 0600 whatever the umask: a table others could write would not be read back
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as f:
                 f.write(json.dumps(head).encode() + b"\n" + table.packed)
             os.replace(temp, path)  # whole or not at all: readers never see half a table
         except OSError:
