@@ -201,6 +201,13 @@ def test_binary_and_hostile_sources_are_usage_errors_shown_escaped(run_cli, tmp_
     assert "\x1b" not in out.stderr and "\ufffd" not in out.stderr
     out = run_cli("layout", "--from", "/dev/zero", "--struct", "x")
     assert out.exit_code == 2 and "not a regular file" in out.stderr
+    # A header that includes /dev/zero: cc1 grew by ~1.2 GB a second until the
+    # OOM killer came (its 120 s limit was no bound on memory).
+    endless = tmp_path / "endless.h"
+    endless.write_text('#include "/dev/zero"\nstruct a { int x; };\n')
+    out = run_cli("layout", "--from", str(endless), "--struct", "a", "--abi", "x86-64")
+    assert out.exit_code == 2 and "does not compile" in out.stderr, out.stderr
+    assert "memory" in out.stderr  # its own limit said so, not the OOM killer's SIGKILL
 
 
 def test_a_gate_over_sources_without_structs_does_not_pass(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
