@@ -141,6 +141,20 @@ def test_a_recorded_dev_kmsg_that_never_ends_is_bounded(tmp_path: Path) -> None:
     assert "1 line longer than 1 MiB was cut there" in notes
 
 
+def test_a_recorded_proc_file_that_never_ends_is_not_read(tmp_path: Path) -> None:
+    """/proc/cpuinfo as a link to /dev/zero grew `host` by 1.5 GB a second, and
+    /proc/cmdline as a FIFO hung it: only regular files are read, and only so much."""
+    root = tmp_path / "host"
+    shutil.copytree(DATA / "hosts" / "amd-zen3-vm", root)
+    (root / "proc" / "cpuinfo").unlink()
+    (root / "proc" / "cpuinfo").symlink_to("/dev/zero")
+    (root / "proc" / "cmdline").unlink()
+    os.mkfifo(root / "proc" / "cmdline")
+    done = tool("host", "--json", root=root)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["cpu"]["model_name"] in (None, "")
+
+
 def test_a_fifo_as_recorded_dev_kmsg_neither_hangs_nor_fails(tmp_path: Path) -> None:
     root = tmp_path / "host"
     shutil.copytree(DATA / "hosts" / "intel-adl-client-warn", root)

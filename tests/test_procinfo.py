@@ -90,6 +90,24 @@ def test_containers_from_recorded_cgroups(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert procinfo._cgroup(104) == ("/user.slice/user-1000.slice/session-2.scope", None)
 
 
+def test_a_recorded_task_with_endless_or_odd_files_is_looked_up_safely(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A recorded /proc/PID whose cmdline is a link to /dev/zero (psutil reads
+    it whole: memory without end) and whose Tgid is '²' (int() raised: exit 3)."""
+    task = tmp_path / "proc" / "4242"
+    task.mkdir(parents=True)
+    (task / "comm").write_text("victim\n")
+    (task / "status").write_text("Name:\tvictim\nTgid:\t\u00b2\n")
+    (task / "stat").write_text("4242 (victim) S 1\n")
+    (task / "cmdline").symlink_to("/dev/zero")
+    (task / "maps").symlink_to("/dev/zero")
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))
+    info = procinfo.lookup(4242, "victim")
+    assert info is not None and info.tgid == 4242 and info.cmdline == ()
+    assert procinfo.maps(4242) == []
+
+
 def test_maps_locate_files_anonymous_memory_and_specials() -> None:
     mappings = [
         procinfo.Mapping(0x1000, 0x2000, 0x3000, "/usr/lib/libfoo.so.1"),

@@ -31,9 +31,38 @@ def host_path(path: str) -> Path:
     return root() / path.lstrip("/")
 
 
-def read_text(path: str) -> str | None:
-    """The file's text, or None when it does not exist or cannot be read."""
+MAX_FILE_BYTES = 32 << 20  # /proc/cpuinfo of a 1,024-CPU host is ~1.5 MB
+
+
+def read_file(path: Path) -> str | None:
+    """A /proc, /sys or recorded file's text (at most MAX_FILE_BYTES), or None
+    when it does not exist, cannot be read, or is not a regular file: in a
+    recorded tree a /dev/zero or a FIFO in its place would never end (the
+    former grew by 1.5 GB a second as /proc/cpuinfo). procfs and sysfs files
+    are regular files."""
+    import stat
+
     try:
-        return host_path(path).read_text(errors="replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, total = [], 0
+        while total < MAX_FILE_BYTES:
+            chunk = os.read(fd, min(1 << 20, MAX_FILE_BYTES - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks).decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str) -> str | None:
+    """The text of `path` under the root (read_file), or None."""
+    return read_file(host_path(path))

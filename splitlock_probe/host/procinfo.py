@@ -65,8 +65,24 @@ def _status_tgid(tid: int) -> int | None:
     text = read_text(f"/proc/{tid}/status") or ""
     for line in text.splitlines():
         if line.startswith("Tgid:"):
-            return int(line.split()[1])
+            value = line[5:].strip()  # ASCII digits only: a recorded tree may hold anything
+            return int(value) if value.isascii() and value.isdigit() and len(value) <= 10 else None
     return None
+
+
+def _regular(tgid: int) -> bool:
+    """psutil reads these unbounded: in a recorded tree each must be a real file."""
+    import stat
+
+    try:
+        return all(
+            stat.S_ISREG(os.stat(host_path(f"/proc/{tgid}/{name}")).st_mode)
+            for name in ("stat", "cmdline", "status")
+        )
+    except FileNotFoundError:
+        raise psutil.NoSuchProcess(tgid) from None  # gone: as psutil itself would say
+    except OSError:
+        return False
 
 
 def _cgroup(tgid: int) -> tuple[str | None, str | None]:
@@ -91,9 +107,10 @@ def lookup(tid: int, comm: str) -> TaskInfo | None:
     exe: str | None = None
     cmdline: tuple[str, ...] = ()
     try:
-        proc = psutil.Process(tgid)
-        cmdline = tuple(proc.cmdline())
-        exe = proc.exe() or None
+        if _regular(tgid):
+            proc = psutil.Process(tgid)
+            cmdline = tuple(proc.cmdline())
+            exe = proc.exe() or None
     except (psutil.AccessDenied, psutil.ZombieProcess):
         pass
     except psutil.NoSuchProcess:

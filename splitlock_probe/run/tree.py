@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from splitlock_probe.host.paths import read_file
 from splitlock_probe.host.procinfo import Mapping, parse_maps
 
 LIVE_PROC = Path("/proc")
@@ -37,10 +38,7 @@ class Task:
 
 
 def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return None
+    return read_file(path)
 
 
 class ProcessTree:
