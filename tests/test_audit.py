@@ -252,7 +252,7 @@ def test_ehframe_finds_the_functions_with_landing_pads(tmp_path: Path) -> None:
     with a landing pad (a destructor to run) and a plain function."""
     from elftools.elf.elffile import ELFFile
 
-    from splitlock_probe.binary.ehframe import lsda_functions
+    from splitlock_probe.binary.ehframe import unwind_of
 
     source = tmp_path / "pads.cc"
     source.write_text(
@@ -266,8 +266,7 @@ def test_ehframe_finds_the_functions_with_landing_pads(tmp_path: Path) -> None:
         pytest.skip(f"no C++ compiler: {done.stderr[-200:]}")
     with obj.open("rb") as f:
         elf = ELFFile(f)
-        eh = elf.get_section_by_name(".eh_frame")
-        mine = lsda_functions(eh.data(), eh["sh_addr"])
+        mine = unwind_of(str(obj)).landing()
         theirs = []
         for entry in elf.get_dwarf_info(follow_links=False).EH_CFI_entries():
             cie = getattr(entry, "cie", None)

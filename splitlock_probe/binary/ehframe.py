@@ -12,6 +12,7 @@ makes it answer "unknown" (None), which its callers take the safe way."""
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 EVERYTHING = [(0, 1 << 64)]
 _SIZES = {0x00: 8, 0x02: 2, 0x03: 4, 0x04: 8, 0x0A: 2, 0x0B: 4, 0x0C: 8}  # DW_EH_PE formats
@@ -53,13 +54,36 @@ def _pointer(data: bytes, at: int, encoding: int, vaddr: int) -> tuple[int, int]
     return value & ((1 << 64) - 1), at + _SIZES[fmt]
 
 
-def lsda_functions(data: bytes, vaddr: int) -> list[tuple[int, int]]:
-    """[start, end) of each function with an LSDA, from the bytes of .eh_frame
-    loaded at `vaddr`; every address when the table cannot be read."""
-    found = functions(data, vaddr)
-    if found is None:
-        return EVERYTHING
-    return [(start, end) for start, end, lsda in found if lsda]
+@dataclass(frozen=True)
+class Unwind:
+    """An image's unwind table, read once for all who ask (moved.py, hops.py)."""
+
+    functions: list[tuple[int, int, bool]] | None  # [start, end), has an LSDA; None: unreadable
+    has_table: bool  # an .eh_frame at all
+    has_pads: bool  # a .gcc_except_table: LSDAs that name landing pads
+
+    def landing(self) -> list[tuple[int, int]]:
+        """[start, end) of each function whose unwind entry names an LSDA: C++
+        and -fexceptions cleanups, whose landing pads the unwinder jumps to.
+        None without a .gcc_except_table; every address where that table is
+        there and the unwind table is missing or cannot be read."""
+        if not self.has_pads:
+            return []
+        if not self.has_table or self.functions is None:
+            return EVERYTHING
+        return [(start, end) for start, end, lsda in self.functions if lsda]
+
+
+def unwind_of(path: str) -> Unwind:
+    """The unwind table of the ELF at `path`."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        eh = elf.get_section_by_name(".eh_frame")
+        found = functions(eh.data(), eh["sh_addr"]) if eh is not None else []
+        has_pads = elf.get_section_by_name(".gcc_except_table") is not None
+    return Unwind(found, eh is not None, has_pads)
 
 
 def functions(data: bytes, vaddr: int) -> list[tuple[int, int, bool]] | None:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from splitlock_probe.binary.ehframe import Unwind
+
 HOP_BYTES = 5  # jmp rel32
 REL8_BACK, REL8_ON = -128, 127
 
@@ -80,20 +82,10 @@ def _holds(ascending: list[int], start: int, end: int) -> bool:
     return k < len(ascending) and ascending[k] < end
 
 
-def entries_of(path: str, symbol_starts: list[int]) -> Entries | None:
+def entries_of(unwind: Unwind, symbol_starts: list[int]) -> Entries | None:
     """The image's entries: its function symbols' starts and its .eh_frame
     functions; None when that table uses an encoding we cannot read."""
-    from elftools.elf.elffile import ELFFile
-
-    from splitlock_probe.binary.ehframe import functions
-
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        eh = elf.get_section_by_name(".eh_frame")
-        unwound = functions(eh.data(), eh["sh_addr"]) if eh is not None else []
-        has_pads = elf.get_section_by_name(".gcc_except_table") is not None
-    if unwound is None:
+    if unwind.functions is None:
         return None
-    starts = sorted(set(symbol_starts) | {start for start, _, _ in unwound})
-    landing = [(start, end) for start, end, lsda in unwound if lsda and has_pads]
-    return Entries(starts, landing)
+    starts = sorted(set(symbol_starts) | {start for start, _, _ in unwind.functions})
+    return Entries(starts, unwind.landing())

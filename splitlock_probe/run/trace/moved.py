@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from splitlock_probe.binary.ehframe import Unwind, unwind_of
 from splitlock_probe.binary.image import ElfImage, Section
 from splitlock_probe.binary.locked import branch_target, disassembler, is_branch, section_code
 
@@ -35,6 +36,7 @@ class Mover:
 
     image: ElfImage
     targets: set[int]  # every direct branch target in the image (the sweep's)
+    unwind: Unwind | None = None  # the image's unwind table, when the caller read it already
     _decoded: dict[int, tuple[list[tuple[int, int, str, str]], bool]] = field(default_factory=dict)
     _landing: list[tuple[int, int]] | None = None  # functions that may have landing pads
     _code: dict[int, bytes] = field(default_factory=dict)  # section offset: its bytes
@@ -86,7 +88,7 @@ class Mover:
 
     def _has_landing_pads(self, start: int) -> bool:
         if self._landing is None:
-            self._landing = _lsda_functions(self.image.path)
+            self._landing = (self.unwind or unwind_of(self.image.path)).landing()
         return any(lo <= start < hi for lo, hi in self._landing)
 
     def code(self, section: Section, address: int, n: int) -> bytes:
@@ -97,20 +99,3 @@ class Mover:
         if section.offset not in self._code:
             self._code[section.offset] = section_code(self.image, section)
         return self._code[section.offset][at : at + n]
-
-
-def _lsda_functions(path: str) -> list[tuple[int, int]]:
-    """[start, end) of each function whose unwind entry names an LSDA: C++
-    and -fexceptions cleanups, whose landing pads the unwinder jumps to."""
-    from elftools.elf.elffile import ELFFile
-
-    from splitlock_probe.binary.ehframe import EVERYTHING, lsda_functions
-
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        if elf.get_section_by_name(".gcc_except_table") is None:
-            return []  # no LSDA anywhere: no landing pads
-        eh = elf.get_section_by_name(".eh_frame")
-        if eh is None:
-            return EVERYTHING
-        return lsda_functions(eh.data(), eh["sh_addr"])

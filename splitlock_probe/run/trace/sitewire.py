@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from splitlock_probe.binary.ehframe import unwind_of
 from splitlock_probe.binary.image import ElfImage
 from splitlock_probe.binary.locked import LockedInsn, locked_instructions
 from splitlock_probe.run.trace.clibrary import c_library
@@ -135,8 +136,9 @@ def site_table(path: str) -> SiteTable:
     targets: set[int] = set()
     padding: list[tuple[int, int]] = []
     sites = list(locked_instructions(image, targets, padding))  # whole only after
-    mover = Mover(image, targets)
-    hops = Hops(padding, targets, entries_of(path, image.functions.starts))
+    unwind = unwind_of(path)  # read once: moving and hopping both keep off what it names
+    mover = Mover(image, targets, unwind)
+    hops = Hops(padding, targets, entries_of(unwind, image.functions.starts))
     packed = []
     left: Counter[str] = Counter()
     for insn in sites:
