@@ -167,25 +167,24 @@ def _held_signal_pending() -> bool:
     return bool(signal.sigpending() & set(HELD_SIGNALS))
 
 
-def _wait_writable(fd: int) -> None:
-    """Until `fd` takes bytes; StuckWrite when a held signal comes first."""
-    import select
-
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
-    while not poller.poll(int(POLL_S * 1000)):
-        if _held_signal_pending():
-            raise StuckWrite
-
-
 def write_all(fd: int, data: bytes) -> None:
     """Every byte, or the OSError that stopped it (EPIPE: the reader left), or
-    StuckWrite when the reader stopped taking it and a held signal came."""
+    StuckWrite when the reader stopped taking it and a held signal came. A
+    regular file never blocks: it takes the whole at once, unpolled."""
+    import select
+
     view = memoryview(data)
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        while view:
+            view = view[os.write(fd, view) :]
+        return
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
     while view:
-        _wait_writable(fd)
-        n = os.write(fd, view[:_CHUNK])
-        view = view[n:]
+        while not poller.poll(int(POLL_S * 1000)):  # until it takes bytes
+            if _held_signal_pending():
+                raise StuckWrite
+        view = view[os.write(fd, view[:_CHUNK]) :]
 
 
 def _open_stream(path: Path) -> int:
