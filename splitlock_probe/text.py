@@ -36,6 +36,15 @@ def inert(text: str) -> str:
     return _CONTROL_ONLY.sub(_escaped, text)
 
 
+def ascii_int(text: str, digits: int) -> int | None:
+    """`text` as a number when it is 1 to `digits` ASCII digits, else None.
+    str.isdigit alone also takes '²' (which int() refuses), and int() refuses
+    more than 4,300 digits: outside text is checked before it is converted."""
+    if text.isascii() and text.isdigit() and len(text) <= digits:
+        return int(text)
+    return None
+
+
 def clip(text: str, limit: int = 200) -> str:
     """At most `limit` characters, saying how many were cut."""
     if len(text) <= limit:

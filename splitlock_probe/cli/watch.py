@@ -16,17 +16,18 @@ from splitlock_probe.cli.options import (
     targets,
 )
 from splitlock_probe.errors import UsageError
-from splitlock_probe.text import escape
+from splitlock_probe.text import ascii_int, escape
 
 
 def _listen_address(value: str) -> tuple[str, int]:
-    """ADDR:PORT, [IPv6]:PORT or :PORT (all addresses). The port is at most 5
-    ASCII digits (str.isdigit also takes '²', and int() refuses 5,000 digits)."""
-    host, sep, port = value.rpartition(":")
+    """ADDR:PORT, [IPv6]:PORT or :PORT (all addresses)."""
+    host, sep, port_text = value.rpartition(":")
+    port = ascii_int(port_text, 5)
     bracketed = host.startswith("[") and host.endswith("]")
     if (
         not sep
-        or not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535)
+        or port is None
+        or port > 65535
         or host.startswith("[") != host.endswith("]")
         or (":" in host and not bracketed)
     ):
@@ -34,7 +35,7 @@ def _listen_address(value: str) -> tuple[str, int]:
             f"--listen {escape(value)}: give ADDR:PORT, e.g. 127.0.0.1:9977 or [::1]:9977"
         )
     host = host[1:-1] if bracketed else host
-    return host or "0.0.0.0", int(port)
+    return host or "0.0.0.0", port
 
 
 @click.command(context_settings=CONTEXT)

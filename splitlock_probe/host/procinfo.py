@@ -18,6 +18,7 @@ import psutil
 
 from splitlock_probe.host.paths import host_path, read_text
 from splitlock_probe.host.vm import vm_name
+from splitlock_probe.text import ascii_int
 
 _CONTAINER = re.compile(
     r"(?:docker|cri-containerd|crio|libpod)-(?P<id>[0-9a-f]{12,64})\.scope"
@@ -65,8 +66,7 @@ def _status_tgid(tid: int) -> int | None:
     text = read_text(f"/proc/{tid}/status") or ""
     for line in text.splitlines():
         if line.startswith("Tgid:"):
-            value = line[5:].strip()  # ASCII digits only: a recorded tree may hold anything
-            return int(value) if value.isascii() and value.isdigit() and len(value) <= 10 else None
+            return ascii_int(line[5:].strip(), 10)  # a recorded tree may hold anything
     return None
 
 

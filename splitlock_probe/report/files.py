@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from splitlock_probe.errors import ProbeError, UsageError
-from splitlock_probe.text import escape
+from splitlock_probe.text import ascii_int, escape
 
 STDOUT = "-"
 NAME_MAX = 255
@@ -141,13 +141,11 @@ def remove_stale(target: Path) -> int:
     for name in names:
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
-        pid_text = name[len(prefix) : -len(".tmp")]
         # Ours name a pid of 1..7 ASCII digits (pid_max is at most 4,194,304);
-        # anything else is someone else's file ('²' passes isdigit, and a pid
-        # past 64 bits makes os.kill raise).
-        if not (pid_text.isascii() and pid_text.isdigit() and len(pid_text) <= 7):
+        # anything else is someone else's file (a pid past 64 bits makes os.kill raise).
+        pid = ascii_int(name[len(prefix) : -len(".tmp")], 7)
+        if pid is None:
             continue
-        pid = int(pid_text)
         if pid > 0 and pid != os.getpid() and not _pid_alive(pid):
             with contextlib.suppress(OSError):
                 os.unlink(target.parent / name)
