@@ -34,10 +34,10 @@ def _cache_dir(value: str | None) -> str | None:
         raise click.BadParameter(f"{value}: {exc.strerror}", param_hint="--site-cache") from None
     if not os.access(value, os.W_OK | os.X_OK):
         raise click.BadParameter(f"{value}: not writable", param_hint="--site-cache")
-    # The agent patches code by what the cache says: a directory anyone else
-    # can write into would let them choose where (ssh's rule for ~/.ssh).
+    from splitlock_probe.run.trace.siteserver import ours_alone
+
     st = os.stat(value)
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+    if not ours_alone(st):
         raise click.BadParameter(
             f"{value}: owned by uid {st.st_uid} with mode {st.st_mode & 0o7777:04o}; the site "
             "lists there decide where the agent patches code, so it must be yours and "

@@ -30,6 +30,13 @@ _LINE_MAX = 4200  # "DEV INO PATH\n", PATH at most PATH_MAX
 _CACHE_VERSION = 4  # 3: short sites carry the instructions that move with them; 4: hops
 
 
+def ours_alone(st: os.stat_result) -> bool:
+    """Ours, and writable by nobody else: what a cached site list says decides
+    where the agent patches code, so neither the cache directory nor a list in
+    it may be anyone else's to write (ssh's rule for ~/.ssh)."""
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
 @dataclass
 class ImageAnswer:
     path: str
@@ -145,9 +152,7 @@ class SiteServer:
             return None
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(fd)
-            # Only a table we wrote: a regular file of ours that nobody else can
-            # write (what it says decides where the agent patches code).
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            if not stat.S_ISREG(st.st_mode) or not ours_alone(st):  # only a table we wrote
                 return None
             return self._parse(f)
 
