@@ -187,12 +187,9 @@ class Btf:
             yield Struct(t.name, X86_64, t.size_or_type, align, source, members, kind)
 
 
-def is_btf(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(2) == MAGIC.to_bytes(2, "little")
-    except OSError:
-        return False
+def is_btf(head: bytes) -> bool:
+    """Do a file's first bytes open a BTF blob?"""
+    return head[:2] == MAGIC.to_bytes(2, "little")
 
 
 def load(path: Path) -> Btf:

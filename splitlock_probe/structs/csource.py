@@ -3,8 +3,7 @@ compiler ($CC, default cc) with -g -c, and for i386 with -m32 -ffreestanding
 (the compiler's own stdint.h and stddef.h, so no 32-bit libc headers are
 needed). Unused types are kept (-fno-eliminate-unused-debug-types): a
 header's structs are the point. A compile error is a usage error with the
-compiler's first lines (escaped: they quote the file, which may be anything);
-a file with NUL bytes is not C and is refused before any compiler runs.
+compiler's first lines (escaped: they quote the file, which may be anything).
 
 The compiler runs bounded: a header can `#include "/dev/zero"` (cc1 grew by
 1.2 GB a second reading it) or define a gigabyte of initialised data, so it
@@ -42,20 +41,7 @@ def _bounded() -> None:
         resource.setrlimit(which, (capped, capped))
 
 
-def _refuse_binary(path: Path) -> None:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16)
-    except OSError as exc:
-        raise UsageError(f"--from {escape(str(path))}: {exc.strerror}") from None
-    if b"\0" in head:
-        raise UsageError(
-            f"--from {escape(str(path))}: binary data, not an ELF with DWARF, BTF or C source"
-        )
-
-
 def compile_structs(path: Path, abis: Sequence[str], cflags: str = "") -> Iterator[Struct]:
-    _refuse_binary(path)
     cc = shlex.split(os.environ.get("CC", "cc"))
     for abi in abis:
         with tempfile.TemporaryDirectory(prefix="splitlock-structs-") as tmp:

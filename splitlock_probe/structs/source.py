@@ -16,10 +16,11 @@ from splitlock_probe.structs.types import BOTH, I386, X86_64, Struct
 from splitlock_probe.text import escape
 
 
-def _is_elf(path: Path) -> bool:
+def _head(path: Path) -> bytes:
+    """The first 64 KiB: enough to tell BTF, an ELF, C and binary data apart."""
     try:
         with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
+            return f.read(1 << 16)
     except OSError as exc:
         raise UsageError(f"--from {escape(str(path))}: {exc.strerror}") from None
 
@@ -34,14 +35,19 @@ def load(paths: Sequence[str], abi: str | None, cflags: str = "") -> list[Struct
             raise UsageError(f"--from {escape(value)}: no such file")
         if not path.is_file():
             raise UsageError(f"--from {escape(value)}: not a regular file")
-        if is_btf(path):  # the running kernel's types (/sys/kernel/btf/...)
+        head = _head(path)
+        if is_btf(head):  # the running kernel's types (/sys/kernel/btf/...)
             found = list(btf.load(path).structs())
             if abi not in (None, BOTH, X86_64):
                 found = []
-        elif _is_elf(path):
+        elif head[:4] == b"\x7fELF":
             found = list(dwarf_structs(path))
             if abi not in (None, BOTH):
                 found = [s for s in found if s.abi == abi]
+        elif b"\0" in head:  # no C source holds a NUL: refused before any compiler runs
+            raise UsageError(
+                f"--from {escape(str(path))}: binary data, not an ELF with DWARF, BTF or C source"
+            )
         else:
             abis = [X86_64, I386] if abi in (None, BOTH) else [abi]
             found = list(compile_structs(path, abis, cflags))
