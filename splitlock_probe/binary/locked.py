@@ -163,7 +163,8 @@ def locked_instructions(
                     if (target := branch_target(op_str)) is not None:
                         branch_targets.add(target)
                     continue
-                if mnemonic == "lea" and (taken := rip_relative_target(address, size, op_str)):
+                taken = rip_relative_target(address, size, op_str) if mnemonic == "lea" else None
+                if taken is not None:
                     branch_targets.add(taken)
                     continue
             if not (mnemonic.startswith("lock ") or (mnemonic == "xchg" and "ptr" in op_str)):

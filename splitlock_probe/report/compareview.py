@@ -164,11 +164,10 @@ def draw_compare(c: Comparison, console: Console) -> None:
                 style="yellow",
             )
         )
-    verdict = (
-        Text(f"regression: {_cases(c.regressions)} newly split", style="bold red")
-        if c.regression
-        else Text(f"no regression; {_cases(len(c.fixed))} fixed", style="green")
-        if c.new_complete or c.only_common
-        else Text("no regression in what both measured; not a pass (exit 4)", style="yellow")
-    )
+    if c.regression:
+        verdict = Text(f"regression: {_cases(c.regressions)} newly split", style="bold red")
+    elif c.new_complete or c.only_common:
+        verdict = Text(f"no regression; {_cases(len(c.fixed))} fixed", style="green")
+    else:
+        verdict = Text("no regression in what both measured; not a pass (exit 4)", style="yellow")
     console.print(verdict)
